@@ -1,0 +1,41 @@
+# One command surface, the same locally and in CI.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test test-fast lint bench redis-binary ensure-redis clean
+
+$(STAMP): setup.cfg
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Tests start private redis-server processes; install the binary where it is missing.
+redis-binary:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+
+# `make run` uses REDIS_URL; start a local Redis when none answers there.
+ensure-redis: redis-binary
+	@scripts/ensure-redis "$(REDIS_URL)"
+
+run: $(STAMP) ensure-redis
+	REDIS_URL=$(REDIS_URL) $(BIN)/videopoll run-demo
+
+test: $(STAMP) redis-binary
+	$(BIN)/pytest
+
+test-fast: $(STAMP) redis-binary
+	$(BIN)/pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check videopoll tests celeryconfig.py
+	$(BIN)/mypy videopoll celeryconfig.py
+
+bench: $(STAMP) redis-binary
+	$(BIN)/python -m videopoll.bench
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

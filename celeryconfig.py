@@ -1,0 +1,63 @@
+"""Celery configuration chosen for this workload: many short, I/O-bound, fenced poll tasks.
+
+Read by ``videopoll.celery_app`` with ``config_from_object``. URLs and intervals come from the
+typed settings (the one place that reads the environment).
+"""
+
+from __future__ import annotations
+
+from videopoll.settings import load_settings
+
+_settings = load_settings()
+
+broker_url = _settings.effective_broker_url
+# No result backend: tasks pass ids and re-read the job record; nobody calls .get().
+result_backend = None
+task_ignore_result = True
+
+# Redis re-delivers a message that is not acked within the visibility timeout. Countdown
+# messages stay unacked while the worker holds them, so the timeout must exceed the longest
+# countdown we ever schedule, or every waiting poll would be delivered twice (fencing would
+# drop the copy, but it is waste). The sweeper, not redelivery, recovers lost messages.
+_longest_countdown = max(
+    [_settings.poll_interval_seconds, _settings.delayed_interval_seconds, 3600.0,
+     *_settings.poll_schedule]
+)
+_visibility_timeout = int(_longest_countdown * 2)
+broker_transport_options = {"visibility_timeout": _visibility_timeout}
+result_backend_transport_options = {"visibility_timeout": _visibility_timeout}
+broker_connection_retry_on_startup = True
+
+task_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+# Every task is idempotent (polls are fenced on their token, delivery stages are marked), so
+# late acks plus reject-on-worker-lost are safe: a task interrupted by a crash runs again.
+task_acks_late = True
+task_reject_on_worker_lost = True
+# Polls are short network waits; a few in hand keeps the pool busy without hoarding.
+worker_prefetch_multiplier = 4
+# Soft shutdown: on SIGTERM the worker finishes running tasks for up to this long and, with
+# the on-idle switch, re-queues the countdown messages it holds instead of sitting on them.
+worker_soft_shutdown_timeout = 10.0
+worker_enable_soft_shutdown_on_idle = True
+worker_cancel_long_running_tasks_on_connection_loss = True
+task_time_limit = 15 * 60
+task_soft_time_limit = 14 * 60
+
+task_default_queue = "videopoll"
+task_routes = {
+    "videopoll.poll_job": {"queue": "videopoll"},
+    "videopoll.sweep": {"queue": "videopoll"},
+}
+
+beat_schedule = {
+    "sweep": {
+        "task": "videopoll.sweep",
+        "schedule": _settings.sweep_interval_seconds,
+        "options": {"expires": _settings.sweep_interval_seconds * 2},
+    }
+}
+worker_hijack_root_logger = False

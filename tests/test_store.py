@@ -1,0 +1,87 @@
+"""The job store's guarantees: idempotent create, fenced claims, terminal records frozen."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from videopoll.models import JobRecord, JobStatus
+from videopoll.runtime import Runtime
+
+
+def make_job(rt: Runtime, job_id: str = "job_1", keys: list[str] | None = None) -> JobRecord:
+    return JobRecord(
+        job_id=job_id, kind="poll", model="veo3", family="kie_veo", session_id="s",
+        provider_task_id="t1", next_poll_at=time.time(), deadline_at=time.time() + 60,
+        idempotency_keys=keys if keys is not None else ["task:kie_veo:t1"],
+    )
+
+
+def test_create_is_idempotent_on_its_keys(rt: Runtime) -> None:
+    first, created = rt.store.create(make_job(rt, "job_a"))
+    again, created_again = rt.store.create(make_job(rt, "job_b"))
+    assert (created, created_again) == (True, False)
+    assert again.job_id == first.job_id == "job_a"
+    assert rt.store.get("job_b") is None
+
+
+def test_concurrent_creates_make_one_job(rt: Runtime) -> None:
+    winners: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda i=i: winners.append(rt.store.create(
+            make_job(rt, f"job_{i}"))[1]))
+        for i in range(20)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert winners.count(True) == 1
+
+
+def test_claim_admits_one_holder_of_a_token(rt: Runtime) -> None:
+    rt.store.create(make_job(rt))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(rt.store.claim("job_1", 1)))
+               for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    claimed = [r for r in results if r is not None]
+    assert len(claimed) == 1
+    assert claimed[0].poll_token == 2
+    assert rt.store.claim("job_1", 1) is None  # stale token
+    assert rt.store.claim("job_1", 2) is not None
+
+
+def test_terminal_job_never_changes_and_leaves_the_due_set(rt: Runtime) -> None:
+    rt.store.create(make_job(rt))
+    assert rt.store.due_jobs(time.time() + 3600) == ["job_1"]
+
+    def cancel(j: JobRecord) -> None:
+        j.status = JobStatus.CANCELED
+
+    rt.store.update("job_1", cancel)
+
+    def revive(j: JobRecord) -> None:
+        j.status = JobStatus.RUNNING
+
+    after = rt.store.update("job_1", revive)
+    assert after is not None and after.status is JobStatus.CANCELED
+    assert rt.store.claim("job_1", 1) is None
+    assert rt.store.due_jobs(time.time() + 3600) == []
+    ttl = rt.store.redis.ttl(rt.store.job_key("job_1"))
+    assert 0 < ttl <= rt.settings.result_retention_seconds
+    assert 0 < rt.store.redis.ttl(rt.store.idem_key("task:kie_veo:t1")) <= ttl
+    assert [s for _, s in after.history][-1] == "canceled"
+
+
+def test_stage_markers_admit_one_runner_until_released(rt: Runtime) -> None:
+    assert rt.store.begin_stage("job_1", "notify", 5)
+    assert not rt.store.begin_stage("job_1", "notify", 5)
+    rt.store.abandon_stage("job_1", "notify")
+    assert rt.store.begin_stage("job_1", "notify", 5)
+    rt.store.finish_stage("job_1", "notify")
+    assert rt.store.stage_done("job_1", "notify")
+    assert not rt.store.begin_stage("job_1", "notify", 5)

@@ -1,0 +1,19 @@
+"""The Celery application. Configuration is loaded lazily from ``celeryconfig``.
+
+Run a worker with ``celery -A videopoll.celery_app worker``; beat with ``… beat``.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, signals
+
+from videopoll.logs import configure_logging
+
+app = Celery("videopoll", include=["videopoll.tasks.poll", "videopoll.tasks.deliver"])
+app.config_from_object("celeryconfig")
+
+
+@signals.setup_logging.connect
+def _json_logs(**_: object) -> None:
+    """Use our JSON log lines in workers and beat instead of Celery's own format."""
+    configure_logging()

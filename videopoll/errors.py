@@ -1,0 +1,53 @@
+"""One exception tree, organised by what the caller should do next.
+
+    VideopollError
+    ├── TransientError            poll again later (network, 5xx, unparseable body)
+    │   └── RateLimitedError      poll again after ``retry_after`` seconds
+    ├── PermanentError            fail the job now with ``code``
+    └── DeliveryError             a delivery stage failed; Celery retries it
+
+Every exception passes its arguments to ``super().__init__`` so it survives pickling
+through Celery's result backend and retry machinery.
+"""
+
+from __future__ import annotations
+
+
+class VideopollError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class TransientError(VideopollError):
+    """The provider could not answer usefully now; the same call may work later."""
+
+    def __init__(self, reason: str, sample: str = "") -> None:
+        super().__init__(reason, sample)
+        self.reason = reason
+        self.sample = sample
+
+
+class RateLimitedError(TransientError):
+    """The provider asked us to slow down."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.args = (reason, retry_after)
+        self.retry_after = retry_after
+
+
+class PermanentError(VideopollError):
+    """Retrying the same request cannot succeed; the job fails with ``code``."""
+
+    def __init__(self, code: str, provider_message: str = "") -> None:
+        super().__init__(code, provider_message)
+        self.code = code
+        self.provider_message = provider_message
+
+
+class DeliveryError(VideopollError):
+    """A delivery stage (download, store, notify) failed."""
+
+    def __init__(self, reason: str, permanent: bool = False) -> None:
+        super().__init__(reason, permanent)
+        self.reason = reason
+        self.permanent = permanent

@@ -1,0 +1,5 @@
+import sys
+
+from videopoll.fake_provider.server import main
+
+sys.exit(main())

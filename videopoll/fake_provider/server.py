@@ -1,0 +1,253 @@
+"""A KIE.ai-compatible HTTP server on 127.0.0.1 for the offline demo and the e2e tests.
+
+It speaks the Veo (``/api/v1/veo/*``) and Market (``/api/v1/jobs/*``) endpoints in the shapes
+of providers.md, serves a real MP4 at each result URL, and counts calls at ``/_fake/stats``.
+Standard library only, so it runs wherever the package does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from videopoll.fake_provider.scenarios import Scenario, parse_scenario, step_for
+
+log = logging.getLogger(__name__)
+SAMPLE_MP4 = Path(__file__).with_name("sample.mp4")
+MODERATION_MSG = "Your prompt was flagged by Website as violating content policies."
+
+
+class FakeState:
+    """Per-task poll counters and call statistics, shared by the handler threads."""
+
+    def __init__(self, api_key: str | None) -> None:
+        self.api_key = api_key
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with getattr(self, "lock", threading.Lock()):
+            self.polls: dict[str, int] = {}
+            self.downloads: dict[str, int] = {}
+            self.submits = 0
+            self.prompts: dict[str, str] = {}
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {"polls": dict(self.polls), "downloads": dict(self.downloads),
+                    "submits": self.submits, "total_polls": sum(self.polls.values())}
+
+
+def _kie(code: int, msg: str, data: Any = None) -> dict[str, Any]:
+    return {"code": code, "msg": msg, "data": data}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: FakeServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug(format, *args)
+
+    # plumbing ---------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, ctype: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), headers=headers)
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            data = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _authorized(self) -> bool:
+        key = self.server.state.api_key
+        return key is None or self.headers.get("Authorization") == f"Bearer {key}"
+
+    # routes -----------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        task_id = parse_qs(url.query).get("taskId", [""])[0]
+        if url.path == "/_fake/stats":
+            return self._json(self.server.state.stats())
+        if url.path.startswith("/files/") and url.path.endswith(".mp4"):
+            return self._file(url.path[len("/files/"):-len(".mp4")])
+        if url.path.startswith("/api/") and not self._authorized():
+            return self._json(_kie(401, "You do not have access permissions"))
+        if url.path == "/api/v1/veo/record-info":
+            return self._poll(task_id, veo=True)
+        if url.path == "/api/v1/jobs/recordInfo":
+            return self._poll(task_id, veo=False)
+        if url.path == "/api/v1/chat/credit":
+            return self._json(_kie(200, "success", 100))
+        self._json(_kie(404, "not found"), status=404)
+
+    def do_POST(self) -> None:
+        path = urlparse(self.path).path
+        if path == "/_fake/reset":
+            self.server.state.reset()
+            return self._json({"ok": True})
+        if path.startswith("/api/") and not self._authorized():
+            return self._json(_kie(401, "You do not have access permissions"))
+        body = self._body()
+        if path == "/api/v1/veo/generate":
+            return self._submit("veo", str(body.get("prompt") or ""))
+        if path == "/api/v1/jobs/createTask":
+            data = body.get("input")
+            data = data if isinstance(data, dict) else {}
+            if not body.get("model"):
+                return self._json(_kie(422, "model is required"))
+            return self._submit("market", str(data.get("prompt") or ""))
+        self._json(_kie(404, "not found"), status=404)
+
+    def _submit(self, kind: str, prompt: str) -> None:
+        if not prompt.strip():
+            return self._json(_kie(422, "prompt is required"))
+        scenario = parse_scenario(prompt)
+        task_id = f"{kind}_{scenario.token}_{secrets.token_hex(4)}"
+        with self.server.state.lock:
+            self.server.state.submits += 1
+            self.server.state.prompts[task_id] = prompt
+        self._json(_kie(200, "success", {"taskId": task_id}))
+
+    def _file(self, task_id: str) -> None:
+        with self.server.state.lock:
+            self.server.state.downloads[task_id] = self.server.state.downloads.get(task_id, 0) + 1
+        self._send(200, SAMPLE_MP4.read_bytes(), ctype="video/mp4")
+
+    def _poll(self, task_id: str, veo: bool) -> None:
+        if not task_id:
+            return self._json(_kie(400, "taskId parameter is required"))
+        state = self.server.state
+        with state.lock:
+            k = state.polls[task_id] = state.polls.get(task_id, 0) + 1
+        step = step_for(parse_scenario(task_id), k).kind
+        if step == "http500":
+            return self._json(_kie(500, "Server Error"), status=500)
+        if step == "html502":
+            return self._send(502, b"<html><body>Bad Gateway</body></html>", "text/html")
+        if step == "garbage":
+            return self._send(200, b"not json{{", "text/plain")
+        if step == "ratelimited":
+            return self._json(_kie(429, "Rate limit exceeded"), status=429,
+                              headers={"Retry-After": "1"})
+        if step == "auth":
+            return self._json(_kie(401, "You do not have access permissions"))
+        url = f"{self.server.base_url}/files/{task_id}.mp4"
+        record = _veo_record(task_id, step, url) if veo else _market_record(task_id, step, url, k)
+        self._json(_kie(200, "success", record))
+
+
+def _veo_record(task_id: str, step: str, url: str) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "taskId": task_id, "paramJson": json.dumps({"prompt": "…"}), "completeTime": None,
+        "response": None, "successFlag": 0, "errorCode": None, "errorMessage": None,
+        "createTime": "2026-11-22 10:25:00", "fallbackFlag": False,
+    }
+    if step in ("success", "nourl"):
+        urls = [url] if step == "success" else []
+        record.update(successFlag=1, completeTime="2026-11-22 10:30:00", errorMessage="",
+                      response={"taskId": task_id, "resultUrls": urls, "resolution": "720p"})
+    elif step == "moderation":
+        record.update(successFlag=2, errorCode=400, errorMessage=MODERATION_MSG)
+    elif step == "upstream":
+        record.update(successFlag=3, errorCode=501,
+                      errorMessage="Failed - Video generation task failed")
+    return record
+
+
+def _market_record(task_id: str, step: str, url: str, k: int) -> dict[str, Any]:
+    now = int(time.time() * 1000)
+    record: dict[str, Any] = {
+        "taskId": task_id, "model": "sora-2-text-to-video", "state": "generating",
+        "param": json.dumps({"model": "sora-2-text-to-video", "input": {"prompt": "…"}}),
+        "resultJson": "", "failCode": "", "failMsg": "", "createTime": now - 5000,
+        "updateTime": now, "progress": min(95, 30 * k),
+    }
+    if step in ("success", "nourl"):
+        urls = [url] if step == "success" else []
+        record.update(state="success", resultJson=json.dumps({"resultUrls": urls}),
+                      completeTime=now, costTime=5000, progress=100)
+    elif step == "moderation":
+        record.update(state="fail", failCode="422",
+                      failMsg="Invalid prompt: prompt contains prohibited content")
+    elif step == "upstream":
+        record.update(state="fail", failCode="500",
+                      failMsg="Internal Error, Please try again later.")
+    return record
+
+
+class FakeServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, api_key: str | None) -> None:
+        super().__init__((host, port), Handler)
+        self.state = FakeState(api_key)
+        self.base_url = f"http://{host}:{self.server_address[1]}"
+
+
+class FakeProvider:
+    """The fake server running in a background thread (tests, the demo)."""
+
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self.base_url = server.base_url
+        self.thread = threading.Thread(target=server.serve_forever, name="fake-provider",
+                                       daemon=True)
+        self.thread.start()
+
+    def stats(self) -> dict[str, Any]:
+        return self.server.state.stats()
+
+    def reset(self) -> None:
+        self.server.state.reset()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def start_in_thread(host: str = "127.0.0.1", port: int = 0,
+                    api_key: str | None = None) -> FakeProvider:
+    return FakeProvider(FakeServer(host, port, api_key))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="videopoll fake-provider")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--api-key", default=None)
+    args = parser.parse_args(argv)
+    server = FakeServer(args.host, args.port, args.api_key)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"fake KIE.ai provider on {server.base_url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+__all__ = ["FakeProvider", "Scenario", "main", "start_in_thread"]

@@ -1,0 +1,125 @@
+"""The one interface every provider family implements.
+
+An adapter knows endpoints, auth, how to submit and how to fetch status. It returns the raw
+response (``ProviderResponse``) to the normalizer chain and never decides the job's fate.
+Network faults are translated at this boundary into ``TransientError`` (``raise … from exc``),
+so nothing above it imports ``requests`` exceptions.
+
+To add a provider family: write one module here with a ``Provider`` subclass, add it to
+``PROVIDERS`` and its models to ``MODELS`` in ``providers/__init__.py``, and record its
+payloads as test fixtures.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import requests
+
+from videopoll.errors import TransientError
+from videopoll.models import GenerationSpec, ProviderResponse
+
+TEXT_SAMPLE_CHARS = 500
+MAX_RESPONSE_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What one public model name means: which family serves it and which options it takes."""
+
+    name: str
+    family: str
+    durations: tuple[int, ...]
+    aspect_ratios: tuple[str, ...]
+    max_images: int
+    default_duration: int
+    provider_ids: dict[str, str] = field(default_factory=dict)
+
+
+class Provider(abc.ABC):
+    """One provider API family (KIE Veo, KIE Market, …)."""
+
+    family: ClassVar[str]
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        timeout: float = 15.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    @abc.abstractmethod
+    def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
+        """Start a generation and return the provider's task id.
+
+        Raises ``PermanentError`` (bad key, no credits, rejected input), ``RateLimitedError`` or
+        ``TransientError``.
+        """
+
+    @abc.abstractmethod
+    def fetch(self, task_id: str) -> ProviderResponse:
+        """One status request. Raises only ``TransientError`` (connection faults, timeouts)."""
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def request(self, method: str, path: str, **kwargs: Any) -> ProviderResponse:
+        """Send one request and read at most ``MAX_RESPONSE_BYTES`` of the answer."""
+        url = f"{self.base_url}{path}"
+        try:
+            with self.session.request(
+                method, url, headers=self.headers(), timeout=self.timeout, stream=True, **kwargs
+            ) as resp:
+                raw = _read_capped(resp)
+                return to_provider_response(resp.status_code, raw, resp.headers.get("Retry-After"))
+        except requests.RequestException as exc:
+            raise TransientError(f"{type(exc).__name__} calling {method} {path}") from exc
+
+
+def _read_capped(resp: requests.Response) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in resp.iter_content(chunk_size=65536):
+        total += len(chunk)
+        if total > MAX_RESPONSE_BYTES:
+            raise TransientError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form); ``None`` if absent or odd."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return max(0.0, min(seconds, 3600.0))
+
+
+def to_provider_response(status: int, raw: bytes, retry_after: str | None) -> ProviderResponse:
+    """Wrap raw bytes: JSON goes to ``body``; anything else leaves ``body`` as ``None``."""
+    text = raw.decode("utf-8", errors="replace")
+    body: Any = None
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        body = None
+    return ProviderResponse(
+        http_status=status,
+        body=body,
+        text_sample=text[:TEXT_SAMPLE_CHARS],
+        retry_after=parse_retry_after(retry_after),
+    )

@@ -1,0 +1,66 @@
+"""The objects a worker or the API needs, built once at an entry point from ``Settings``.
+
+Nothing here runs at import: ``get_runtime()`` builds on first call in each process (after
+Celery forks), so every process gets its own Redis pool and HTTP sessions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import redis
+
+from videopoll.notify import Notifier, build_notifier
+from videopoll.providers import PROVIDERS
+from videopoll.providers.base import Provider
+from videopoll.ratelimit import RateLimiter
+from videopoll.settings import Settings, load_settings
+from videopoll.storage import Storage, build_storage
+from videopoll.store import JobStore, StoreTimings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: JobStore
+    limiter: RateLimiter
+    storage: Storage
+    notifier: Notifier
+    _providers: dict[str, Provider] = field(default_factory=dict)
+
+    def provider(self, family: str) -> Provider:
+        """One adapter (and HTTP session) per family per process."""
+        if family not in self._providers:
+            self._providers[family] = PROVIDERS[family](
+                base_url=self.settings.kie_base_url,
+                api_key=self.settings.secret("kie_api_key"),
+                timeout=self.settings.provider_timeout_seconds,
+            )
+        return self._providers[family]
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
+    )
+    timings = StoreTimings(
+        sweep_grace_seconds=settings.sweep_grace_seconds,
+        poll_lease_seconds=settings.poll_lease_seconds,
+        delivery_lease_seconds=settings.delivery_lease_seconds,
+        retention_seconds=settings.result_retention_seconds,
+    )
+    return Runtime(
+        settings=settings,
+        store=JobStore(client, settings.key_prefix, timings),
+        limiter=RateLimiter(
+            client, settings.rate_limit_per_second, settings.rate_limit_burst, settings.key_prefix
+        ),
+        storage=build_storage(settings.storage_url),
+        notifier=build_notifier(settings),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_runtime() -> Runtime:
+    return build_runtime(load_settings())

@@ -1,0 +1,92 @@
+"""Typed configuration, read from the environment in one place.
+
+Entry points (the app factory, the Celery app, the CLI) call ``load_settings()`` and pass the
+result down; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; defaults are the embedded offline stack of ``make run``."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = None
+    key_prefix: str = "videopoll"
+
+    poll_interval_seconds: float = Field(default=60.0, gt=0)
+    poll_schedule: Annotated[list[float], NoDecode] = Field(default_factory=list)
+    max_attempts: int = Field(default=15, ge=1)
+    delayed_interval_seconds: float = Field(default=300.0, gt=0)
+    job_deadline_seconds: float = Field(default=3 * 3600.0, gt=0)
+    sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    sweep_grace_seconds: float = Field(default=60.0, ge=0)
+    poll_lease_seconds: float = Field(default=120.0, gt=0)
+    delivery_lease_seconds: float = Field(default=600.0, gt=0)
+    max_missing_output_polls: int = Field(default=3, ge=1)
+    max_transient_errors: int = Field(default=30, ge=1)
+    rate_limit_per_second: float = Field(default=8.0, gt=0)
+    rate_limit_burst: int = Field(default=10, ge=1)
+    result_retention_seconds: int = Field(default=7 * 86400, ge=60)
+
+    kie_api_key: SecretStr | None = None
+    kie_base_url: str = "https://api.kie.ai"
+    provider_timeout_seconds: float = Field(default=15.0, gt=0)
+    public_base_url: str | None = None
+
+    storage_url: str = "file://./var/videos"
+    s3_endpoint_url: str | None = None
+    max_download_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
+    download_timeout_seconds: float = Field(default=60.0, gt=0)
+    allow_private_urls: bool = False
+
+    notifier: str = "console"
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+
+    api_token: SecretStr | None = None
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+
+    @field_validator("poll_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            return [float(p) for p in parts]
+        if isinstance(value, (int, float)):
+            return [float(value)]
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if any(step <= 0 for step in self.poll_schedule):
+            raise ValueError("POLL_SCHEDULE entries must be positive seconds")
+        return self
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    def countdown_for(self, attempt: int) -> float:
+        """Seconds to wait before poll number ``attempt`` (1-based)."""
+        if self.poll_schedule:
+            return self.poll_schedule[min(attempt - 1, len(self.poll_schedule) - 1)]
+        return self.poll_interval_seconds
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else None
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """The process-wide settings, read once at an entry point."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Celery tasks: thin wrappers that load state, call one plain function, and schedule the next."""

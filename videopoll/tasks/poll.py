@@ -1,0 +1,35 @@
+"""The poll task and the sweeper task."""
+
+from __future__ import annotations
+
+from videopoll import polling, sweeper
+from videopoll.celery_app import app
+from videopoll.polling import Next
+from videopoll.runtime import get_runtime
+from videopoll.tasks.deliver import finish, start_delivery
+
+
+@app.task(name="videopoll.poll_job", ignore_result=True)
+def poll_job(job_id: str, attempt: int) -> None:
+    """Run the poll scheduled as ``attempt`` (the job's fencing token) and plan the next."""
+    rt = get_runtime()
+    carry_out(job_id, polling.advance(rt, job_id, attempt))
+
+
+@app.task(name="videopoll.sweep", ignore_result=True)
+def sweep() -> int:
+    """Re-enqueue overdue, delayed and stuck jobs. Runs from beat."""
+    count = 0
+    for job_id, step in sweeper.sweep(get_runtime()):
+        carry_out(job_id, step)
+        count += 1
+    return count
+
+
+def carry_out(job_id: str, step: Next) -> None:
+    if step.action == "poll":
+        poll_job.apply_async((job_id, step.token), countdown=step.countdown)
+    elif step.action == "deliver":
+        start_delivery(job_id)
+    elif step.action == "finish":
+        finish(job_id)
