@@ -24,7 +24,7 @@ RESULTS_STREAM_MAXLEN = 100_000
 
 
 def storage_key(job: JobRecord) -> str:
-    return f"videos/{job.job_id}.mp4"
+    return f"{job.job_id}.mp4"
 
 
 def store_output(rt: Runtime, job_id: str) -> None:

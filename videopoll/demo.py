@@ -65,10 +65,14 @@ def run_demo(procfile: str, exit_after: bool) -> int:
     env = demo_env(dict(os.environ))
     api = f"http://127.0.0.1:{env.get('API_PORT', '8000')}"
     Path(env["STATE_DIR"]).mkdir(parents=True, exist_ok=True)
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "honcho", "-f", procfile, "start"], env=env,
-        start_new_session=True,
-    )
+    log_path = Path(env["STATE_DIR"]) / "stack.log"
+    print(f"starting web, worker, beat, flower and the fake provider (logs: {log_path})",
+          flush=True)
+    with open(log_path, "ab") as log:
+        stack = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "-f", procfile, "start"], env=env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     try:
         wait_healthy(api)
         body = {"sessionId": "demo_user", "model": "veo3_fast", "aspectRatio": "16:9",
