@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from videopoll.fake_provider import FakeProvider, start_in_thread
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
 
@@ -45,6 +46,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeProvider]:
+    """The bundled fake KIE.ai server on a free loopback port."""
+    server = start_in_thread()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

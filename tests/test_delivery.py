@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,12 @@ import pytest
 from tests.test_store import make_job
 from videopoll import delivery
 from videopoll.errors import DeliveryError
-from videopoll.fake_provider import FakeProvider, start_in_thread
+from videopoll.fake_provider import FakeProvider
 from videopoll.models import JobRecord, JobStatus
 from videopoll.notify import ConsoleNotifier
 from videopoll.runtime import Runtime
 
 SAMPLE = Path(delivery.__file__).parent / "fake_provider" / "sample.mp4"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    server = start_in_thread()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

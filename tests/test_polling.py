@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from videopoll.fake_provider import FakeProvider, start_in_thread
+from videopoll.fake_provider import FakeProvider
 from videopoll.models import ErrorCode, JobStatus, PollVideoRequest
 from videopoll.polling import advance
 from videopoll.providers import get_model
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
 from videopoll.submission import poll_job_record
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    server = start_in_thread()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.DELIVERY_FAILED: "Your video was generated but could not be delivered.",
     ErrorCode.CANCELED: "This job was canceled.",
     ErrorCode.INSUFFICIENT_CREDITS: "The video service is out of credits. Please try later.",
-    ErrorCode.PROVIDER_AUTH_FAILED: "The video service is misconfigured. We have been told.",
+    ErrorCode.PROVIDER_AUTH_FAILED: "The video service is misconfigured. Please contact support.",
 }
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
 PROMPT_MAX_CHARS = 4000
 ID_MAX_CHARS = 200
@@ -77,23 +77,22 @@ class ProviderResponse(BaseModel):
     retry_after: float | None = None
 
 
-_StrId = Field(min_length=1, max_length=ID_MAX_CHARS)
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
 class _Caller(BaseModel):
     """Fields every submission shares: who to tell, and what to echo back."""
 
-    session_id: str = Field(alias="sessionId", min_length=1, max_length=ID_MAX_CHARS)
+    session_id: NonBlank = Field(alias="sessionId", min_length=1, max_length=ID_MAX_CHARS)
     chat_id: str | int | None = Field(default=None, alias="chatId")
     callback_url: HttpUrl | None = Field(default=None, alias="callbackUrl")
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("session_id")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
 
 
 class PollVideoRequest(_Caller):
@@ -101,16 +100,9 @@ class PollVideoRequest(_Caller):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    task_id: str = Field(alias="taskId", min_length=1, max_length=ID_MAX_CHARS)
+    task_id: NonBlank = Field(alias="taskId", min_length=1, max_length=ID_MAX_CHARS)
     model: str = Field(min_length=1, max_length=100)
     attempt: int = Field(default=1, ge=1, le=10_000)
-
-    @field_validator("task_id")
-    @classmethod
-    def _task_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
 
 
 AspectRatio = Literal["16:9", "9:16", "1:1"]
@@ -122,17 +114,10 @@ class GenerateRequest(_Caller):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     model: str = Field(min_length=1, max_length=100)
-    prompt: str = Field(min_length=1, max_length=PROMPT_MAX_CHARS)
+    prompt: NonBlank = Field(min_length=1, max_length=PROMPT_MAX_CHARS)
     aspect_ratio: AspectRatio = Field(default="16:9", alias="aspectRatio")
     duration_seconds: int | None = Field(default=None, ge=1, le=10, alias="durationSeconds")
     image_urls: list[HttpUrl] = Field(default_factory=list, alias="imageUrls", max_length=3)
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
 
 
 class GenerationSpec(BaseModel):

@@ -137,17 +137,21 @@ class FlatStatusNormalizer(Normalizer):
     def parse(self, body: Any) -> PollResult | None:
         if not isinstance(body, dict) or not isinstance(body.get("status"), str):
             return None
-        status = body["status"].lower()
+        message = str(body.get("error") or body.get("message") or "")
+        return self.from_status(body["status"], body.get("videoUrl"), message)
+
+    def from_status(self, status: str, url: Any, message: str) -> PollResult:
+        """Legacy shapes share one status vocabulary; only where the URL sits differs."""
+        status = status.lower()
         if status in self.DONE:
-            return self.result(PollState.SUCCEEDED, output_urls=_urls(body.get("videoUrl")))
+            return self.result(PollState.SUCCEEDED, output_urls=_urls(url))
         if status in self.FAILED:
-            message = str(body.get("error") or body.get("message") or "")
             return self.result(PollState.FAILED, error_code=_classify(message),
                                provider_message=message)
         return self.result(PollState.RUNNING)
 
 
-class NestedJobNormalizer(Normalizer):
+class NestedJobNormalizer(FlatStatusNormalizer):
     """Legacy ``{"job": {"status": "success", "result": {"url": …}}}``."""
 
     name = "nested_job"
@@ -156,16 +160,9 @@ class NestedJobNormalizer(Normalizer):
         job = body.get("job") if isinstance(body, dict) else None
         if not isinstance(job, dict) or not isinstance(job.get("status"), str):
             return None
-        status = job["status"].lower()
-        if status in FlatStatusNormalizer.DONE:
-            result = job.get("result")
-            result = result if isinstance(result, dict) else {}
-            return self.result(PollState.SUCCEEDED, output_urls=_urls(result.get("url")))
-        if status in FlatStatusNormalizer.FAILED:
-            message = str(job.get("error") or "")
-            return self.result(PollState.FAILED, error_code=_classify(message),
-                               provider_message=message)
-        return self.result(PollState.RUNNING)
+        result = job.get("result")
+        url = result.get("url") if isinstance(result, dict) else None
+        return self.from_status(job["status"], url, str(job.get("error") or ""))
 
 
 class DataVideoUrlNormalizer(Normalizer):

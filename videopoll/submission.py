@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from videopoll.models import GenerateRequest, GenerationSpec, JobRecord, JobStatus, PollVideoRequest
 from videopoll.providers.base import ModelInfo
@@ -22,27 +23,16 @@ def poll_job_record(
     ``attempt`` > 1 means n8n is re-posting a job it started earlier: if we no longer know it,
     its used attempts still count against the budget.
     """
-    now = time.time()
     keys = [f"task:{model.family}:{req.task_id}"]
     if idempotency_key:
         keys.append(f"key:{idempotency_key}")
-    return JobRecord(
-        job_id=new_job_id(),
+    return _record(
+        req, model, settings, keys,
         kind="poll",
-        model=model.name,
-        family=model.family,
-        session_id=req.session_id,
-        chat_id=req.chat_id,
-        callback_url=str(req.callback_url) if req.callback_url else None,
-        metadata=req.metadata,
         provider_task_id=req.task_id,
         poll_token=1,
         attempts=min(req.attempt - 1, settings.max_attempts),
-        max_attempts=settings.max_attempts,
-        next_poll_at=now + settings.countdown_for(req.attempt),
-        deadline_at=now + settings.job_deadline_seconds,
-        idempotency_keys=keys,
-        history=[(now, JobStatus.QUEUED.value)],
+        next_poll_at=time.time() + settings.countdown_for(req.attempt),
     )
 
 
@@ -50,7 +40,6 @@ def generate_job_record(
     req: GenerateRequest, model: ModelInfo, settings: Settings, idempotency_key: str | None
 ) -> JobRecord:
     """A job whose first turn submits the generation (token 0), then polls from token 1."""
-    now = time.time()
     spec = GenerationSpec(
         model=model.name,
         prompt=req.prompt,
@@ -58,20 +47,28 @@ def generate_job_record(
         duration_seconds=req.duration_seconds or model.default_duration,
         image_urls=[str(u) for u in req.image_urls],
     )
+    keys = [f"key:{idempotency_key}"] if idempotency_key else []
+    return _record(req, model, settings, keys, kind="generate", spec=spec, poll_token=0,
+                   next_poll_at=time.time())
+
+
+def _record(
+    req: PollVideoRequest | GenerateRequest, model: ModelInfo, settings: Settings,
+    keys: list[str], **fields: Any,
+) -> JobRecord:
+    """The fields every new job shares: who asked, for which model, and its deadline."""
+    now = time.time()
     return JobRecord(
         job_id=new_job_id(),
-        kind="generate",
         model=model.name,
         family=model.family,
         session_id=req.session_id,
         chat_id=req.chat_id,
         callback_url=str(req.callback_url) if req.callback_url else None,
         metadata=req.metadata,
-        spec=spec,
-        poll_token=0,
         max_attempts=settings.max_attempts,
-        next_poll_at=now,
         deadline_at=now + settings.job_deadline_seconds,
-        idempotency_keys=[f"key:{idempotency_key}"] if idempotency_key else [],
+        idempotency_keys=keys,
         history=[(now, JobStatus.QUEUED.value)],
+        **fields,
     )

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.e2e.stack import Stack
-from videopoll.fake_provider import FakeProvider, start_in_thread
+from videopoll.fake_provider import FakeProvider
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +29,6 @@ FAST = {
     "KIE_API_KEY": "e2e-key",
     "PROVIDER_TIMEOUT_SECONDS": "3",
 }
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    server = start_in_thread()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -78,6 +78,8 @@ def test_generate_job_submits_then_polls_then_delivers(stack: Stack, fake: FakeP
          "The provider could not generate this video."),
         ("market_upstream1", "sora-2", "unknown_provider_error",
          "The provider could not generate this video."),
+        ("veo_auth", "veo3", "provider_auth_failed",
+         "The video service is misconfigured. Please contact support."),
     ],
 )
 def test_provider_failures_end_with_a_code_and_a_user_message(
