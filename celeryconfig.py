@@ -24,8 +24,11 @@ _longest_countdown = max(
      *_settings.poll_schedule]
 )
 _visibility_timeout = int(_longest_countdown * 2)
+# Set in all three places Celery reads it (celery/celery#7651: the transport options of the
+# broker and of the result backend, and the top-level setting).
 broker_transport_options = {"visibility_timeout": _visibility_timeout}
 result_backend_transport_options = {"visibility_timeout": _visibility_timeout}
+visibility_timeout = _visibility_timeout
 broker_connection_retry_on_startup = True
 
 task_serializer = "json"
