@@ -8,12 +8,12 @@ import uuid
 import pytest
 
 from videopoll.fake_provider import FakeProvider
-from videopoll.models import ErrorCode, JobStatus, PollVideoRequest
+from videopoll.models import ErrorCode, GenerateRequest, JobStatus, PollVideoRequest
 from videopoll.polling import advance
 from videopoll.providers import get_model
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
-from videopoll.submission import poll_job_record
+from videopoll.submission import generate_job_record, poll_job_record
 
 
 @pytest.fixture
@@ -132,3 +132,21 @@ def replace_url(settings: Settings, url: str) -> Settings:
 
 
 
+
+
+def test_generate_job_submits_through_validating_then_polls(
+    prt: Runtime, fake: FakeProvider
+) -> None:
+    req = GenerateRequest.model_validate(
+        {"sessionId": "s", "model": "veo3_fast", "prompt": "a heron (ok1)"})
+    job = generate_job_record(req, get_model("veo3_fast"), prt.settings, None)
+    prt.store.create(job)
+
+    step = advance(prt, job.job_id, 0)
+
+    stored = prt.store.get(job.job_id)
+    assert stored is not None and stored.provider_task_id is not None
+    assert (step.action, step.token) == ("poll", 1)
+    assert [status for _, status in stored.history] == ["queued", "validating", "running"]
+    assert advance(prt, job.job_id, 0).action == "stop"  # a duplicate submit message
+    assert fake.stats()["submits"] == 1

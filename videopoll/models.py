@@ -138,7 +138,6 @@ class DeliveryRecord(BaseModel):
     size_bytes: int | None = None
     notified_at: float | None = None
     notify_message_id: str | None = None
-    callback_status: int | None = None
     recorded_at: float | None = None
 
 

@@ -73,6 +73,8 @@ def advance(rt: Runtime, job_id: str, token: int) -> Next:
 def _submit(rt: Runtime, job: JobRecord) -> Next:
     assert job.spec is not None, "generate jobs carry their spec"
     provider = rt.provider(job.family)
+    if _commit(rt, job.job_id, lambda j: setattr(j, "status", JobStatus.VALIDATING)) is None:
+        return Next("stop", reason="ended")
     try:
         task_id = provider.submit(get_model(job.model), job.spec, callback_url=None)
     except PermanentError as exc:
@@ -95,9 +97,8 @@ def _submit(rt: Runtime, job: JobRecord) -> Next:
 def _apply(rt: Runtime, job_id: str, result: PollResult) -> Next:
     """Turn one normalized provider answer into the job's next state."""
     if result.state is PollState.FAILED:
-        _commit(rt, job_id, _count("attempts"))
         code = result.error_code or ErrorCode.UNKNOWN_PROVIDER_ERROR
-        return fail(rt, job_id, code, result.provider_message)
+        return fail(rt, job_id, code, result.provider_message, polled=True)
     if result.state is PollState.SUCCEEDED and result.output_urls:
         def ready(j: JobRecord) -> None:
             j.attempts += 1
@@ -120,9 +121,15 @@ def _apply(rt: Runtime, job_id: str, result: PollResult) -> Next:
     return _reschedule(rt, job_id, running)
 
 
-def fail(rt: Runtime, job_id: str, code: ErrorCode, provider_message: str = "") -> Next:
-    """Mark the job failed; the task then tells the user and records the outcome."""
+def fail(
+    rt: Runtime, job_id: str, code: ErrorCode, provider_message: str = "", polled: bool = False
+) -> Next:
+    """Mark the job failed; the task then tells the user and records the outcome.
+
+    ``polled`` counts the provider answer that brought the failure as an attempt.
+    """
     def failed(j: JobRecord) -> None:
+        j.attempts += int(polled)
         j.status = JobStatus.FAILED
         j.error_code = code
         j.provider_message = redact(provider_message)

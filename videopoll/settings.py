@@ -32,7 +32,6 @@ class Settings(BaseSettings):
     poll_lease_seconds: float = Field(default=120.0, gt=0)
     delivery_lease_seconds: float = Field(default=600.0, gt=0)
     max_missing_output_polls: int = Field(default=3, ge=1)
-    max_transient_errors: int = Field(default=30, ge=1)
     rate_limit_per_second: float = Field(default=8.0, gt=0)
     rate_limit_burst: int = Field(default=10, ge=1)
     result_retention_seconds: int = Field(default=7 * 86400, ge=60)

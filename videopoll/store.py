@@ -78,10 +78,6 @@ class JobStore:
         raw = self.redis.get(self.job_key(job_id))
         return JobRecord.model_validate_json(raw) if raw else None
 
-    def find(self, idempotency_key: str) -> JobRecord | None:
-        job_id = self.redis.get(self.idem_key(idempotency_key))
-        return self.get(str(job_id)) if job_id else None
-
     def due_jobs(self, now: float, limit: int = 500) -> list[str]:
         ids = self.redis.zrangebyscore(self.due_key, "-inf", now, start=0, num=limit)
         return [str(i) for i in ids]
