@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-fast lint bench redis-binary ensure-redis clean
+.PHONY: run test test-fast lint bench redis-binary clean
 
 $(STAMP): setup.cfg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,12 +17,9 @@ $(STAMP): setup.cfg
 redis-binary:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
-# `make run` uses REDIS_URL; start a local Redis when none answers there.
-ensure-redis: redis-binary
-	@scripts/ensure-redis "$(REDIS_URL)"
-
-run: $(STAMP) ensure-redis
-	REDIS_URL=$(REDIS_URL) $(BIN)/videopoll run-demo
+# `make run` uses REDIS_URL, and starts (then stops) a local Redis when none answers there.
+run: $(STAMP) redis-binary
+	REDIS_URL=$(REDIS_URL) scripts/with-redis "$(REDIS_URL)" $(BIN)/videopoll run-demo
 
 test: $(STAMP) redis-binary
 	$(BIN)/pytest
