@@ -8,18 +8,17 @@ the same run on the same machine (so the figures survive a slower or busier box)
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 import requests
 
 from videopoll.fake_provider import start_in_thread
+from videopoll.local_redis import local_redis
 from videopoll.models import PollVideoRequest
 from videopoll.polling import advance
 from videopoll.providers import get_model
@@ -39,26 +38,14 @@ def _per_call(fn: Callable[[int], object], rounds: int = ROUNDS) -> float:
     return (time.perf_counter() - start) / rounds
 
 
-def _redis_server() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    binary = shutil.which("redis-server") or "redis-server"
-    proc = subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--dir", tempfile.gettempdir()],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    return proc, url
-
-
 def main() -> None:
-    proc, url = _redis_server()
+    with tempfile.TemporaryDirectory() as workdir, local_redis(Path(workdir)) as base:
+        figures = measure(f"{base}/0")
+    report(*figures)
+
+
+def measure(url: str) -> tuple[float, float, float, float, int]:
+    """Per-call seconds of (poll turn, bare GET, job create, bare SET) and peak bytes."""
     fake = start_in_thread()
     try:
         settings = Settings(redis_url=url, kie_base_url=fake.base_url, poll_interval_seconds=1,
@@ -99,9 +86,10 @@ def main() -> None:
         tracemalloc.stop()
     finally:
         fake.stop()
-        proc.terminate()
-        proc.wait()
+    return poll, floor_get, create, floor_set, peak
 
+
+def report(poll: float, floor_get: float, create: float, floor_set: float, peak: int) -> None:
     print(f"{'measure':<34}{'per call':>12}{'floor':>12}{'ratio':>8}")
     print(f"{'poll turn vs bare HTTP GET':<34}{poll * 1e3:>10.3f}ms{floor_get * 1e3:>10.3f}ms"
           f"{poll / floor_get:>8.2f}")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
 from tests.e2e.stack import Stack
 from videopoll.fake_provider import FakeProvider
+from videopoll.local_redis import free_port
 
 pytestmark = pytest.mark.e2e
 
