@@ -14,6 +14,17 @@ from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
 
 
+E2E_DIR = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every whole-stack test ``e2e`` (a module-level ``pytestmark`` in a conftest marks
+    nothing), so ``-m e2e`` and ``-m "not e2e"`` select what they say."""
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of our own on a free port; tests may flush it freely."""

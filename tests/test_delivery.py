@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,10 @@ from tests.test_store import make_job
 from videopoll import delivery
 from videopoll.errors import DeliveryError
 from videopoll.fake_provider import FakeProvider
-from videopoll.models import JobRecord, JobStatus
+from videopoll.messages import ERROR_MESSAGES
+from videopoll.models import ErrorCode, JobRecord, JobStatus
 from videopoll.notify import ConsoleNotifier
+from videopoll.polling import fail
 from videopoll.runtime import Runtime
 
 SAMPLE = Path(delivery.__file__).parent / "fake_provider" / "sample.mp4"
@@ -81,3 +85,66 @@ def test_download_failure_leaves_the_stage_retryable(rt: Runtime, out: io.String
         delivery.store_output(rt, job_id)
     assert rt.store.begin_stage(job_id, "store", 5)  # not left held
     assert out.getvalue() == ""
+
+
+def test_a_long_download_keeps_its_lease_and_is_not_run_twice(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, out: io.StringIO
+) -> None:
+    monkeypatch.setattr(delivery, "STAGE_LEASE_SECONDS", 0.3)
+    job_id = delivering(rt, "https://cdn.example/slow.mp4")
+    others: list[str | None] = []
+
+    def slow_download(*_args: object, **_kw: object) -> Iterator[bytes]:
+        for _ in range(8):  # 1.2 s in all: four times the lease
+            time.sleep(0.15)
+            others.append(rt.store.begin_stage(job_id, "store", 5))  # a second worker tries
+            yield b"x" * 1000
+
+    monkeypatch.setattr(delivery, "stream", slow_download)
+    assert delivery.store_output(rt, job_id) == "stored"
+    assert others == [None] * 8  # the lease never lapsed while we worked
+    job = rt.store.get(job_id)
+    assert job is not None and job.delivery.size_bytes == 8000
+
+
+def test_a_second_chain_stops_quietly_while_the_first_is_storing(rt: Runtime) -> None:
+    job_id = delivering(rt, "https://cdn.example/v.mp4")
+    assert rt.store.begin_stage(job_id, "store", 30) is not None  # another worker is at it
+    assert delivery.store_output(rt, job_id) == "held"
+
+
+def test_the_signed_provider_url_is_dropped_once_stored(
+    rt: Runtime, fake: FakeProvider, out: io.StringIO
+) -> None:
+    job_id = delivering(rt, f"{fake.base_url}/files/veo_ok1_z.mp4?sig=secret")
+    delivery.store_output(rt, job_id)
+    job = rt.store.get(job_id)
+    assert job is not None and job.output_url is None and job.delivery.storage_key
+
+
+def test_the_storage_path_cannot_escape_its_root(rt: Runtime) -> None:
+    with pytest.raises(ValueError, match="escapes"):
+        rt.storage.put_stream("../../etc/owned.mp4", [b"x"])
+
+
+def test_recording_a_finished_job_clears_its_outbox_entry(rt: Runtime, out: io.StringIO) -> None:
+    rt.store.create(make_job(rt))
+    fail(rt, "job_1", ErrorCode.MODERATION_REJECTED)
+    assert rt.store.redis.zscore(rt.store.outbox_key, "job_1") is not None
+    delivery.notify_user(rt, "job_1")
+    delivery.record_result(rt, "job_1")
+    assert rt.store.redis.zscore(rt.store.outbox_key, "job_1") is None
+    sent = json.loads(out.getvalue().splitlines()[0].removeprefix("NOTIFY "))
+    assert sent["message"] == ERROR_MESSAGES[ErrorCode.MODERATION_REJECTED]
+    assert rt.store.redis.xlen("videopoll:results") == 1
+
+
+def test_the_delayed_notice_is_sent_once(rt: Runtime, out: io.StringIO) -> None:
+    rt.store.create(make_job(rt))
+    rt.store.update("job_1", lambda j: setattr(j, "status", JobStatus.DELAYED))
+    delivery.notify_delayed(rt, "job_1")
+    delivery.notify_delayed(rt, "job_1")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0].removeprefix("NOTIFY "))["message"] == (
+        "This is taking longer than usual. We are still checking.")

@@ -105,9 +105,47 @@ def test_bad_requests_and_unknown_paths(fake: FakeProvider) -> None:
     assert (missing.status_code, missing.json()["code"]) == (404, 404)
 
 
+def submit(fake: FakeProvider, prompt: str, timeout: float = 5) -> requests.Response:
+    return requests.post(f"{fake.base_url}/api/v1/veo/generate",
+                         json={"prompt": prompt, "model": "veo3"}, timeout=timeout)
+
+
+def test_submit_faults_and_whether_a_task_was_created(fake: FakeProvider) -> None:
+    assert submit(fake, "maintenance").json()["code"] == 455
+    assert fake.stats()["submits"] == 0
+    lost = submit(fake, "lostreply")
+    assert (lost.status_code, lost.json()["code"]) == (500, 500)
+    with pytest.raises(requests.ReadTimeout):
+        submit(fake, "slowreply1", timeout=0.2)
+    assert fake.stats()["submits"] == 2
+    assert data(submit(fake, "slowreply0"))["taskId"].startswith("veo_slowreply0_")
+
+
+def test_not_found_then_running_in_each_familys_words(fake: FakeProvider) -> None:
+    assert veo(fake, "veo_notfound1_a").json() == {"code": 422, "msg": "record is null.",
+                                                   "data": None}
+    assert market(fake, "market_notfound1_a").json()["code"] == 404
+    assert data(veo(fake, "veo_notfound1_a"))["successFlag"] == 0
+    assert data(veo(fake, "veo_notfound1_a"))["successFlag"] == 1
+
+
+def test_expired_record(fake: FakeProvider) -> None:
+    body = veo(fake, "veo_expired_a").json()
+    assert (body["code"], body["msg"]) == (422, "Temporarily supports records within 14 days.")
+
+
+def test_stitched_extend_and_object_result_json(fake: FakeProvider) -> None:
+    response = data(veo(fake, "veo_stitched0_a"))["response"]
+    assert response["fullResultUrls"][0].endswith("/files/veo_stitched0_a.mp4")
+    assert response["resultUrls"][0].endswith("/files/veo_stitched0_a_segment.mp4")
+    result = data(market(fake, "market_objresult0_a"))["resultJson"]
+    assert result["resultUrls"][0].endswith("/files/market_objresult0_a.mp4")
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("a cat", Scenario("ok", 2)), ("veo_never_1", Scenario("never", 0)),
     ("moderation3", Scenario("moderation", 3)), ("flaky", Scenario("flaky", 3)),
+    ("veo_notfound_x", Scenario("notfound", 1)), ("slowreply", Scenario("slowreply", 2)),
 ])
 def test_scenario_grammar(text: str, expected: Scenario) -> None:
     assert parse_scenario(text) == expected

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
 import responses
 
-from videopoll.errors import PermanentError, RateLimitedError, TransientError
-from videopoll.models import ErrorCode, GenerationSpec
+from videopoll.errors import (
+    PermanentError,
+    RateLimitedError,
+    SubmitOutcomeUnknownError,
+    TaskNotFoundError,
+    TransientError,
+)
+from videopoll.fake_provider import FakeProvider
+from videopoll.models import ErrorCode, GenerationSpec, PollState
+from videopoll.normalizers import normalize
 from videopoll.providers import MODELS, PROVIDERS, get_model, supported_models, validate_options
-from videopoll.providers.base import Provider
+from videopoll.providers.base import MAX_RESPONSE_BYTES, Provider, to_provider_response
 
 BASE = "https://api.kie.test"
 SUBMIT_PATH = {"kie_veo": "/api/v1/veo/generate", "kie_market": "/api/v1/jobs/createTask"}
@@ -81,7 +91,7 @@ def test_contract_connection_error_is_transient(
         (200, {"code": 422, "msg": "prompt is too long"}, {}, PermanentError,
          ErrorCode.VALIDATION_FAILED),
         (200, {"code": 455, "msg": "Service maintenance"}, {}, RateLimitedError, None),
-        (503, None, {}, TransientError, None),
+        (503, None, {}, SubmitOutcomeUnknownError, None),
     ],
 )
 def test_submit_error_mapping(
@@ -92,6 +102,7 @@ def test_submit_error_mapping(
                 body=json.dumps(payload) if payload else "<html>down</html>")
     with pytest.raises(raises) as info:
         adapter("kie_veo").submit(get_model("veo3"), spec("veo3"), None)
+    assert type(info.value) is raises
     if code is not None:
         assert isinstance(info.value, PermanentError) and info.value.code == code
     if headers:
@@ -154,3 +165,217 @@ def test_validate_options(
 ) -> None:
     problems = validate_options(get_model(model), aspect, duration, images)
     assert [f for f, _ in problems] == fields
+
+
+# --- submit: which failures prove the request was not accepted (billing, invariant 9) -------
+
+UNKNOWN = SubmitOutcomeUnknownError
+DOC_SUBMIT_TEXT = {
+    400: "Please enter a valid prompt", 401: "You do not have access permissions",
+    402: "Credits insufficient", 404: "The original video or task does not exist",
+    408: "Upstream is currently experiencing service issues. No result has been returned for "
+         "over 10 minutes.",
+    422: "prompt is required", 429: "Rate limit exceeded",
+    451: "Failed to fetch the image. Kindly verify any access limits set by you or your "
+         "service provider.",
+    455: "Service unavailable", 500: "Server Error", 501: "Failed - Video generation task failed",
+    505: "The feature is disabled",
+}
+# code → (exception, taxonomy code); every row but the unknown ones proves "not accepted".
+SUBMIT_TABLE: list[tuple[int, type[Exception], ErrorCode | None]] = [
+    (400, PermanentError, ErrorCode.VALIDATION_FAILED),
+    (401, PermanentError, ErrorCode.PROVIDER_AUTH_FAILED),
+    (402, PermanentError, ErrorCode.INSUFFICIENT_CREDITS),
+    (404, PermanentError, ErrorCode.VALIDATION_FAILED),
+    (408, UNKNOWN, None),
+    (422, PermanentError, ErrorCode.VALIDATION_FAILED),
+    (429, RateLimitedError, None),
+    (451, PermanentError, ErrorCode.ASSET_FETCH_FAILED),
+    (455, RateLimitedError, None),
+    (500, UNKNOWN, None),
+    (501, PermanentError, ErrorCode.UNKNOWN_PROVIDER_ERROR),
+    (505, PermanentError, ErrorCode.UNKNOWN_PROVIDER_ERROR),
+]
+
+
+@pytest.mark.parametrize("family", sorted(PROVIDERS))
+@pytest.mark.parametrize("where", ["body", "http"])
+@pytest.mark.parametrize(("code", "raises", "error_code"), SUBMIT_TABLE)
+def test_every_documented_code_on_submit(
+    mocked: responses.RequestsMock, family: str, where: str, code: int,
+    raises: type[Exception], error_code: ErrorCode | None,
+) -> None:
+    mocked.post(BASE + SUBMIT_PATH[family], status=code if where == "http" else 200,
+                json={"code": code, "msg": DOC_SUBMIT_TEXT[code], "data": None})
+    model = get_model(MODEL_OF[family])
+    with pytest.raises(raises) as info:
+        adapter(family).submit(model, spec(model.name), None)
+    assert type(info.value) is raises
+    if error_code is not None:
+        assert isinstance(info.value, PermanentError) and info.value.code == error_code
+
+
+@pytest.mark.parametrize("family", sorted(PROVIDERS))
+@pytest.mark.parametrize(
+    ("status", "body", "raises"),
+    [
+        (200, "not json{{", UNKNOWN),
+        (200, json.dumps({"ok": True}), UNKNOWN),  # JSON, but not a KIE envelope
+        (200, json.dumps({"code": 200, "msg": "success", "data": None}), UNKNOWN),
+        (200, json.dumps({"code": 200, "msg": "success", "data": {"taskId": ""}}), UNKNOWN),
+        (200, json.dumps({"code": 200, "msg": "success", "data": {"taskId": {"a": 1}}}),
+         UNKNOWN),
+        (200, json.dumps({"code": "200", "msg": "success", "data": {"taskId": 42}}), None),
+        (502, "<html><body>Bad Gateway</body></html>", UNKNOWN),
+        (504, "", UNKNOWN),
+        (200, "x" * (MAX_RESPONSE_BYTES + 1), UNKNOWN),
+        (200, requests.ReadTimeout("read timed out"), UNKNOWN),
+        (200, requests.ConnectionError("Connection aborted."), UNKNOWN),  # sent, then dropped
+        (200, requests.ConnectTimeout("connect timed out"), TransientError),  # never sent
+    ],
+)
+def test_submit_faults_say_whether_the_task_may_exist(
+    mocked: responses.RequestsMock, family: str, status: int, body: str | Exception,
+    raises: type[Exception] | None,
+) -> None:
+    mocked.post(BASE + SUBMIT_PATH[family], status=status, body=body)
+    model = get_model(MODEL_OF[family])
+    if raises is None:
+        assert adapter(family).submit(model, spec(model.name), None) == "42"
+        return
+    with pytest.raises(raises) as info:
+        adapter(family).submit(model, spec(model.name), None)
+    assert type(info.value) is raises
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class _Silent:
+    """A real TCP server that reads the request and then never answers, or hangs up."""
+
+    def __init__(self, hang_up: bool) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.hang_up = hang_up
+        self.received: list[bytes] = []
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.received.append(conn.recv(65536))
+            if self.hang_up:
+                conn.close()
+            else:
+                self.conns.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+@pytest.fixture(params=[False, True], ids=["silent", "hangs-up"])
+def silent(request: pytest.FixtureRequest) -> Iterator[_Silent]:
+    server = _Silent(hang_up=request.param)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("family", sorted(PROVIDERS))
+def test_refused_connection_proves_the_submit_was_not_sent(family: str) -> None:
+    provider = PROVIDERS[family](base_url=f"http://127.0.0.1:{_closed_port()}", api_key="k",
+                                 timeout=2)
+    model = get_model(MODEL_OF[family])
+    with pytest.raises(TransientError) as info:
+        provider.submit(model, spec(model.name), None)
+    assert type(info.value) is TransientError
+
+
+@pytest.mark.parametrize("family", sorted(PROVIDERS))
+def test_a_lost_answer_leaves_the_submit_outcome_unknown(family: str, silent: _Silent) -> None:
+    provider = PROVIDERS[family](base_url=silent.url, api_key="k", timeout=0.5)
+    model = get_model(MODEL_OF[family])
+    with pytest.raises(SubmitOutcomeUnknownError):
+        provider.submit(model, spec(model.name), None)
+    assert silent.received and silent.received[0].startswith(b"POST ")  # it did go out
+    # The same fault on a status read is only transient: polling costs nothing.
+    with pytest.raises(TransientError) as info:
+        provider.fetch("task_1")
+    assert type(info.value) is TransientError
+
+
+def test_deeply_nested_json_is_not_json_rather_than_a_crash() -> None:
+    resp = to_provider_response(200, b"[" * 100_000 + b"]" * 100_000, None)
+    assert resp.body is None and resp.text_sample.startswith("[[[")
+
+
+# --- the same answers from the real fake server ---------------------------------------------
+
+def fake_adapter(fake: FakeProvider, family: str, timeout: float = 5) -> Provider:
+    return PROVIDERS[family](base_url=fake.base_url, api_key=None, timeout=timeout)
+
+
+def submit_to(fake: FakeProvider, family: str, prompt: str, timeout: float = 5) -> str:
+    model = get_model(MODEL_OF[family])
+    job = spec(model.name).model_copy(update={"prompt": prompt})
+    return fake_adapter(fake, family, timeout).submit(model, job, None)
+
+
+@pytest.mark.parametrize("family", sorted(PROVIDERS))
+def test_fake_submit_faults(fake: FakeProvider, family: str) -> None:
+    fake.reset()
+    with pytest.raises(RateLimitedError):
+        submit_to(fake, family, "a fox (maintenance)")
+    assert fake.stats()["submits"] == 0  # 455: provably not accepted, safe to retry
+    with pytest.raises(SubmitOutcomeUnknownError):
+        submit_to(fake, family, "a fox (lostreply)")
+    with pytest.raises(SubmitOutcomeUnknownError):
+        submit_to(fake, family, "a fox (slowreply2)", timeout=0.5)
+    assert fake.stats()["submits"] == 2  # both created a (paid) task despite the error
+
+
+@pytest.mark.parametrize("family", sorted(PROVIDERS))
+def test_fake_brand_new_task_is_not_found_then_runs(fake: FakeProvider, family: str) -> None:
+    provider = fake_adapter(fake, family)
+    task = f"{family}_notfound1_x"
+    with pytest.raises(TaskNotFoundError):
+        normalize(provider.fetch(task))
+    assert normalize(provider.fetch(task)).state is PollState.RUNNING
+    assert normalize(provider.fetch(task)).state is PollState.SUCCEEDED
+
+
+@pytest.mark.parametrize("family", sorted(PROVIDERS))
+def test_fake_expired_task_fails_for_good(fake: FakeProvider, family: str) -> None:
+    with pytest.raises(PermanentError) as info:
+        normalize(fake_adapter(fake, family).fetch(f"{family}_expired_x"))
+    assert info.value.code == ErrorCode.TASK_NOT_FOUND
+
+
+def test_fake_extend_delivers_the_stitched_video(fake: FakeProvider) -> None:
+    provider, task = fake_adapter(fake, "kie_veo"), "veo_stitched0_x"
+    result = normalize(provider.fetch(task))
+    assert result.output_urls == [f"{fake.base_url}/files/{task}.mp4"]
+    assert requests.get(result.output_urls[0], timeout=5).content[4:8] == b"ftyp"
+
+
+def test_fake_market_result_json_as_object(fake: FakeProvider) -> None:
+    task = "market_objresult0_x"
+    result = normalize(fake_adapter(fake, "kie_market").fetch(task))
+    assert (result.state, result.output_urls) == (
+        PollState.SUCCEEDED, [f"{fake.base_url}/files/{task}.mp4"])

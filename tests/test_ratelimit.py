@@ -2,21 +2,64 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 import redis
 
-from videopoll.ratelimit import RateLimiter
+from videopoll.ratelimit import Limit, RateLimiter
+from videopoll.runtime import Runtime, build_runtime
+from videopoll.settings import Settings
 
 
 def test_burst_then_wait(redis_url: str) -> None:
-    limiter = RateLimiter(redis.Redis.from_url(redis_url), rate_per_second=2, burst=3)
-    waits = [limiter.acquire("kie") for _ in range(5)]
+    limiter = RateLimiter(redis.Redis.from_url(redis_url), jitter=0.0)
+    limit = Limit(rate=2, burst=3)
+    waits = [limiter.acquire("kie", limit) for _ in range(5)]
     assert waits[:3] == [0.0, 0.0, 0.0]
     assert 0.0 < waits[3] <= 0.5
-    assert limiter.acquire("other-provider") == 0.0  # buckets are per provider
+    assert limiter.acquire("other-provider", limit) == 0.0  # buckets are per account
 
 
 def test_bucket_is_shared_between_clients(redis_url: str) -> None:
-    a = RateLimiter(redis.Redis.from_url(redis_url), rate_per_second=1, burst=2)
-    b = RateLimiter(redis.Redis.from_url(redis_url), rate_per_second=1, burst=2)
-    assert (a.acquire("kie"), b.acquire("kie")) == (0.0, 0.0)
-    assert a.acquire("kie") > 0 and b.acquire("kie") > 0
+    a = RateLimiter(redis.Redis.from_url(redis_url))
+    b = RateLimiter(redis.Redis.from_url(redis_url))
+    limit = Limit(rate=1, burst=2)
+    assert (a.acquire("kie", limit), b.acquire("kie", limit)) == (0.0, 0.0)
+    assert a.acquire("kie", limit) > 0 and b.acquire("kie", limit) > 0
+
+
+def test_a_worker_whose_clock_runs_ahead_cannot_refill_the_bucket(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limiter = RateLimiter(redis.Redis.from_url(redis_url))
+    limit = Limit(rate=1, burst=2)
+    assert [limiter.acquire("kie", limit) for _ in range(2)] == [0.0, 0.0]
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)  # this worker's clock is an hour off
+    assert limiter.acquire("kie", limit) > 0
+
+
+def test_denied_callers_are_spread_by_jitter(redis_url: str) -> None:
+    limiter = RateLimiter(redis.Redis.from_url(redis_url), jitter=0.5)
+    limit = Limit(rate=1, burst=1)
+    limiter.acquire("kie", limit)
+    waits = {round(limiter.acquire("kie", limit), 3) for _ in range(20)}
+    assert len(waits) > 5  # not one herd returning at the same instant
+
+
+def test_kie_families_share_one_account_per_kind(settings: Settings) -> None:
+    rt: Runtime = build_runtime(settings.model_copy(update={
+        "rate_limit_per_second": 0.01, "rate_limit_burst": 1,
+        "submit_rate_limit_per_second": 0.01, "submit_rate_limit_burst": 1}))
+    assert rt.acquire("kie_veo", "status") == 0.0
+    assert rt.acquire("kie_market", "status") > 0  # Veo used the account's status token
+    assert rt.acquire("kie_market", "submit") == 0.0  # submits have a bucket of their own
+    assert rt.acquire("kie_veo", "submit") > 0
+
+
+def test_documented_kie_limits_apply_without_configuration(settings: Settings) -> None:
+    rt = build_runtime(settings.model_copy(update={
+        "rate_limit_per_second": None, "rate_limit_burst": None}))
+    granted = sum(rt.acquire("kie_veo", "status") == 0.0 for _ in range(15))
+    assert granted == 10  # 10 status requests per second per key (providers.md §1.9)

@@ -67,7 +67,9 @@ def test_terminal_job_never_changes_and_leaves_the_due_set(rt: Runtime) -> None:
     def revive(j: JobRecord) -> None:
         j.status = JobStatus.RUNNING
 
-    after = rt.store.update("job_1", revive)
+    change = rt.store.update("job_1", revive)
+    after = change.job
+    assert not change.applied
     assert after is not None and after.status is JobStatus.CANCELED
     assert rt.store.claim("job_1", 1) is None
     assert rt.store.due_jobs(time.time() + 3600) == []
@@ -78,10 +80,25 @@ def test_terminal_job_never_changes_and_leaves_the_due_set(rt: Runtime) -> None:
 
 
 def test_stage_markers_admit_one_runner_until_released(rt: Runtime) -> None:
-    assert rt.store.begin_stage("job_1", "notify", 5)
-    assert not rt.store.begin_stage("job_1", "notify", 5)
-    rt.store.abandon_stage("job_1", "notify")
-    assert rt.store.begin_stage("job_1", "notify", 5)
-    rt.store.finish_stage("job_1", "notify")
+    owner = rt.store.begin_stage("job_1", "notify", 5)
+    assert owner is not None
+    assert rt.store.begin_stage("job_1", "notify", 5) is None
+    rt.store.abandon_stage("job_1", "notify", owner)
+    again = rt.store.begin_stage("job_1", "notify", 5)
+    assert again is not None
+    assert rt.store.finish_stage("job_1", "notify", again)
     assert rt.store.stage_done("job_1", "notify")
-    assert not rt.store.begin_stage("job_1", "notify", 5)
+    assert rt.store.begin_stage("job_1", "notify", 5) is None
+
+
+def test_only_the_owner_of_a_stage_can_renew_finish_or_drop_it(rt: Runtime) -> None:
+    owner = rt.store.begin_stage("job_1", "store", 0.2)
+    assert owner is not None
+    time.sleep(0.3)  # the lease ran out: another worker takes the stage
+    other = rt.store.begin_stage("job_1", "store", 5)
+    assert other is not None
+    assert not rt.store.renew_stage("job_1", "store", owner, 5)
+    rt.store.abandon_stage("job_1", "store", owner)  # the late first owner drops nothing
+    assert not rt.store.finish_stage("job_1", "store", owner)
+    assert rt.store.begin_stage("job_1", "store", 5) is None
+    assert rt.store.finish_stage("job_1", "store", other)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.test_store import make_job
-from videopoll.models import JobRecord, JobStatus
+from videopoll import delivery
+from videopoll.models import ErrorCode, JobRecord, JobStatus
+from videopoll.polling import fail
 from videopoll.runtime import Runtime
-from videopoll.sweeper import sweep
+from videopoll.sweeper import MAX_OUTBOX_TRIES, sweep
 
 
 def test_overdue_poll_is_re_enqueued_with_the_current_token(rt: Runtime) -> None:
@@ -50,3 +54,102 @@ def test_stuck_delivery_is_restarted(rt: Runtime) -> None:
     rt.store.update("job_1", lambda j: setattr(j, "status", JobStatus.DELIVERING))
     later = time.time() + rt.settings.delivery_lease_seconds + 1
     assert [s.action for _, s in sweep(rt, later)] == ["deliver"]
+
+
+def _overdue_poll(rt: Runtime) -> float:
+    rt.store.create(make_job(rt))
+    rt.store.claim("job_1", 1)
+    return time.time() + rt.settings.poll_lease_seconds + rt.settings.sweep_grace_seconds + 1
+
+
+def test_two_sweeps_reading_one_due_list_re_enqueue_once(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = _overdue_poll(rt)
+    listed = rt.store.due_jobs(now)
+    monkeypatch.setattr(rt.store, "due_jobs", lambda *_a, **_k: list(listed))  # both read it
+    first, second = sweep(rt, now), sweep(rt, now)
+    assert [s.action for _, s in first] == ["poll"]
+    assert list(second) == []
+
+
+def test_delivery_that_never_finishes_ends_delivery_failed(rt: Runtime) -> None:
+    rt.store.create(make_job(rt))
+
+    def delivering(j: JobRecord) -> None:
+        j.status = JobStatus.DELIVERING
+        j.delivery_started_at = time.time()
+
+    rt.store.update("job_1", delivering)
+    actions: list[str] = []
+    later = time.time()
+    for _ in range(rt.settings.max_delivery_runs + 3):
+        later += rt.settings.delivery_lease_seconds + 1
+        actions += [s.action for _, s in sweep(rt, later)]
+    runs = rt.settings.max_delivery_runs
+    assert actions[:runs + 1] == ["deliver"] * runs + ["finish"]
+    assert set(actions[runs + 1:]) <= {"finish"}  # the failure notice stays owed until sent
+    job = rt.store.get("job_1")
+    assert job is not None
+    assert (job.status, job.error_code) == (JobStatus.FAILED, ErrorCode.DELIVERY_FAILED)
+
+
+def test_delivery_budget_in_time_ends_it_too(rt: Runtime) -> None:
+    rt.store.create(make_job(rt))
+
+    def delivering(j: JobRecord) -> None:
+        j.status = JobStatus.DELIVERING
+        j.delivery_started_at = time.time() - rt.settings.delivery_budget_seconds - 1
+
+    rt.store.update("job_1", delivering)
+    later = time.time() + rt.settings.delivery_lease_seconds + 1
+    assert [s.action for _, s in sweep(rt, later)] == ["finish"]
+
+
+def test_an_unreadable_record_is_quarantined_and_the_others_are_swept(rt: Runtime) -> None:
+    now = _overdue_poll(rt)
+    rt.store.redis.set(rt.store.job_key("job_bad"), "[" * 300 + "]" * 300)
+    rt.store.redis.zadd(rt.store.due_key, {"job_bad": 0})
+    steps = list(sweep(rt, now))
+    assert [(j, s.action) for j, s in steps] == [("job_1", "poll")]
+    assert rt.store.redis.zscore(rt.store.quarantine_key, "job_bad") is not None
+    assert rt.store.redis.zscore(rt.store.due_key, "job_bad") is None
+
+
+def test_a_failure_notice_survives_a_lost_publish(rt: Runtime) -> None:
+    """``fail`` committed but the finish chain was never published: the outbox sweep runs it."""
+    rt.store.create(make_job(rt))
+    assert fail(rt, "job_1", ErrorCode.MODERATION_REJECTED).action == "finish"
+    # ... and the worker died before publishing the chain
+    assert list(sweep(rt, time.time())) == []  # not before the grace period
+    later = time.time() + rt.settings.sweep_grace_seconds + 1
+    assert [(j, s.action) for j, s in sweep(rt, later)] == [("job_1", "finish")]
+    assert list(sweep(rt, later)) == []  # taken: not re-run on every sweep
+    delivery.record_result(rt, "job_1")  # the chain ran to its end
+    much_later = later + rt.settings.delivery_lease_seconds + 1
+    assert list(sweep(rt, much_later)) == []
+
+
+def test_the_outbox_gives_up_after_bounded_tries(rt: Runtime) -> None:
+    rt.store.create(make_job(rt))
+    fail(rt, "job_1", ErrorCode.MODERATION_REJECTED)
+    later = time.time() + rt.settings.sweep_grace_seconds + 1
+    finishes = 0
+    for _ in range(MAX_OUTBOX_TRIES + 3):
+        finishes += sum(1 for _ in sweep(rt, later))
+        later += rt.settings.delivery_lease_seconds + 1
+    assert finishes == MAX_OUTBOX_TRIES
+    assert rt.store.redis.zcard(rt.store.outbox_key) == 0
+
+
+def test_a_delayed_job_is_failed_at_its_deadline_not_at_its_next_slow_poll(rt: Runtime) -> None:
+    job = make_job(rt)
+    job.deadline_at = time.time() + 5
+    rt.store.create(job)
+
+    def delay(j: JobRecord) -> None:
+        j.status = JobStatus.DELAYED
+        j.next_poll_at = time.time() + 3600
+
+    rt.store.update("job_1", delay)
+    assert [s.action for _, s in sweep(rt, time.time() + 6)] == ["finish"]

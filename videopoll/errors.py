@@ -2,7 +2,9 @@
 
     VideopollError
     ├── TransientError            poll again later (network, 5xx, unparseable body)
-    │   └── RateLimitedError      poll again after ``retry_after`` seconds
+    │   ├── RateLimitedError      poll again after ``retry_after`` seconds
+    │   ├── TaskNotFoundError     the provider does not know the task (yet, or any more)
+    │   └── SubmitOutcomeUnknownError  submit answer lost: the task may exist (never resend)
     ├── PermanentError            fail the job now with ``code``
     └── DeliveryError             a delivery stage failed; Celery retries it
 
@@ -35,6 +37,10 @@ class RateLimitedError(TransientError):
         self.retry_after = retry_after
 
 
+class TaskNotFoundError(TransientError):
+    """The status endpoint does not know the task: brand new (grace), or expired (fail)."""
+
+
 class PermanentError(VideopollError):
     """Retrying the same request cannot succeed; the job fails with ``code``."""
 
@@ -45,9 +51,23 @@ class PermanentError(VideopollError):
 
 
 class DeliveryError(VideopollError):
-    """A delivery stage (download, store, notify) failed."""
+    """A delivery stage (download, store, notify) failed.
 
-    def __init__(self, reason: str, permanent: bool = False) -> None:
-        super().__init__(reason, permanent)
+    ``code`` names the taxonomy code a permanent failure ends the job with; ``None`` means
+    ``delivery_failed`` (our own storage or notifier). A provider output that is gone (404/410)
+    is ``output_missing``: the provider's fault, not ours.
+    """
+
+    def __init__(self, reason: str, permanent: bool = False, code: str | None = None) -> None:
+        super().__init__(reason, permanent, code)
         self.reason = reason
         self.permanent = permanent
+        self.code = code
+
+
+class SubmitOutcomeUnknownError(TransientError):
+    """A submit whose answer was lost (read timeout, 5xx, 408, garbled body, no task id).
+
+    The provider may have accepted — and billed — the task, so resending blindly could pay
+    twice (invariant 9). Every other submit fault proves the request was not accepted.
+    """

@@ -32,6 +32,13 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.CANCELED: "This job was canceled.",
     ErrorCode.INSUFFICIENT_CREDITS: "The video service is out of credits. Please try later.",
     ErrorCode.PROVIDER_AUTH_FAILED: "The video service is misconfigured. Please contact support.",
+    ErrorCode.TASK_NOT_FOUND: (
+        "The provider no longer knows this task. It may have expired; please start a new one."
+    ),
+    ErrorCode.SUBMIT_UNCONFIRMED: (
+        "We could not confirm that the provider accepted your request, so we did not resend"
+        " it (that could charge you twice). Please try again."
+    ),
 }
 
 

@@ -7,13 +7,23 @@ poll results use snake_case because only our own code reads them.
 from __future__ import annotations
 
 import enum
+import json
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl
 
 PROMPT_MAX_CHARS = 4000
 ID_MAX_CHARS = 200
+# What providers issue as task ids (``veo_task_abc``, ``task_sora-2-pro_1765…``): nothing that
+# could be a path, a control character or a key separator trick.
+TASK_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,200}$"
+CHAT_ID_MAX_CHARS = 64
+# The job record is read back on every poll and by every GET: metadata stays small and shallow
+# enough that any JSON parser (ours has a recursion limit) reads it back.
+METADATA_MAX_DEPTH = 10
+METADATA_MAX_BYTES = 8192
+METADATA_MAX_KEYS = 100
 
 
 class JobStatus(enum.StrEnum):
@@ -32,6 +42,10 @@ class JobStatus(enum.StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+# States in which a poll (or the submit turn) may run and commit its answer.
+POLLABLE_STATUSES = frozenset(
+    {JobStatus.QUEUED, JobStatus.VALIDATING, JobStatus.RUNNING, JobStatus.DELAYED}
+)
 
 
 class ErrorCode(enum.StrEnum):
@@ -46,6 +60,8 @@ class ErrorCode(enum.StrEnum):
     CANCELED = "canceled"
     INSUFFICIENT_CREDITS = "insufficient_credits"
     PROVIDER_AUTH_FAILED = "provider_auth_failed"
+    TASK_NOT_FOUND = "task_not_found"
+    SUBMIT_UNCONFIRMED = "submit_unconfirmed"
 
 
 class PollState(enum.StrEnum):
@@ -86,13 +102,61 @@ def _not_blank(value: str) -> str:
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
+def _chat_id(value: object) -> object:
+    """A Telegram chat id (a signed 64-bit integer) or a short handle such as ``@channel``."""
+    if value is None:
+        return value
+    if isinstance(value, str) and value.strip():
+        if len(value.strip()) > CHAT_ID_MAX_CHARS:
+            raise ValueError(f"must be at most {CHAT_ID_MAX_CHARS} characters")
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError("must be greater than or equal to -2**63 and less than 2**63")
+        return value
+    raise ValueError(f"must be an integer or a non-blank string of at most "
+                     f"{CHAT_ID_MAX_CHARS} characters")
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _keys(value: object) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_keys(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_keys(v) for v in value)
+    return 0
+
+
+def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    if _depth(value) > METADATA_MAX_DEPTH:
+        raise ValueError(f"must not nest deeper than {METADATA_MAX_DEPTH} levels")
+    if _keys(value) > METADATA_MAX_KEYS:
+        raise ValueError(f"must not hold more than {METADATA_MAX_KEYS} keys")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+               .encode("utf-8", "surrogatepass"))
+    if size > METADATA_MAX_BYTES:
+        raise ValueError(f"must be at most {METADATA_MAX_BYTES} bytes as JSON (got {size})")
+    return value
+
+
+ChatId = Annotated[str | int | None, BeforeValidator(_chat_id)]
+Metadata = Annotated[dict[str, Any], AfterValidator(_bounded_metadata)]
+
+
 class _Caller(BaseModel):
     """Fields every submission shares: who to tell, and what to echo back."""
 
     session_id: NonBlank = Field(alias="sessionId", min_length=1, max_length=ID_MAX_CHARS)
-    chat_id: str | int | None = Field(default=None, alias="chatId")
+    chat_id: ChatId = Field(default=None, alias="chatId")
     callback_url: HttpUrl | None = Field(default=None, alias="callbackUrl")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class PollVideoRequest(_Caller):
@@ -100,9 +164,10 @@ class PollVideoRequest(_Caller):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    task_id: NonBlank = Field(alias="taskId", min_length=1, max_length=ID_MAX_CHARS)
+    task_id: str = Field(alias="taskId", pattern=TASK_ID_PATTERN)
     model: str = Field(min_length=1, max_length=100)
-    attempt: int = Field(default=1, ge=1, le=10_000)
+    # strict: ``true`` is not attempt 1, and ``"2"`` is not a number n8n sends
+    attempt: int = Field(default=1, ge=1, le=10_000, strict=True)
 
 
 AspectRatio = Literal["16:9", "9:16", "1:1"]
@@ -116,7 +181,8 @@ class GenerateRequest(_Caller):
     model: str = Field(min_length=1, max_length=100)
     prompt: NonBlank = Field(min_length=1, max_length=PROMPT_MAX_CHARS)
     aspect_ratio: AspectRatio = Field(default="16:9", alias="aspectRatio")
-    duration_seconds: int | None = Field(default=None, ge=1, le=10, alias="durationSeconds")
+    duration_seconds: int | None = Field(default=None, ge=1, le=10, alias="durationSeconds",
+                                         strict=True)
     image_urls: list[HttpUrl] = Field(default_factory=list, alias="imageUrls", max_length=3)
 
 
@@ -156,12 +222,25 @@ class JobRecord(BaseModel):
     provider_task_id: str | None = None
     spec: GenerationSpec | None = None
     idempotency_keys: list[str] = Field(default_factory=list)
+    # Hash of the request body that created the job: a reused Idempotency-Key with another
+    # body is a caller error (422), not a lookup.
+    request_fingerprint: str | None = None
     poll_token: int = 1
     attempts: int = 0
     max_attempts: int = 15
     transient_errors: int = 0
     rate_limited: int = 0
+    # Rate-limit answers since the provider last answered properly: a job that reaches its
+    # deadline while this is non-zero ends provider_rate_limited, not provider_timeout.
+    consecutive_rate_limited: int = 0
     missing_output_polls: int = 0
+    not_found_polls: int = 0
+    # Set just before a submit is sent, cleared when its outcome is known. Found set on a later
+    # turn, it means a crash or timeout hid the outcome: never resubmit blindly (invariant 9).
+    submit_started_at: float | None = None
+    submits: int = 0
+    delivery_started_at: float | None = None
+    delivery_runs: int = 0
     next_poll_at: float | None = None
     deadline_at: float
     created_at: float = Field(default_factory=time.time)

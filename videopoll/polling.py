@@ -1,7 +1,10 @@
 """One poll turn as a plain function: claim the attempt, ask the provider, decide what is next.
 
 The Celery task around it stays thin: it calls ``advance`` and carries out the returned
-``Next`` (schedule the next attempt, start delivery, tell the user, or stop).
+``Next`` (schedule the next attempt, start delivery, tell the user, or stop). The state moves
+themselves live in ``transitions``; every one made after the claim is fenced on the token the
+claim took, so a turn that was overtaken (a duplicate message, a sweeper re-enqueue, a newer
+poll) commits nothing and reports ``stop``.
 
 Why a fresh ``apply_async`` per attempt rather than ``self.retry``: every message must carry the
 fencing token it was scheduled for (invariant 2), the countdown varies per attempt and per
@@ -17,7 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from videopoll.errors import PermanentError, RateLimitedError, TransientError
+from videopoll import transitions
+from videopoll.errors import (
+    PermanentError,
+    RateLimitedError,
+    SubmitOutcomeUnknownError,
+    TaskNotFoundError,
+    TransientError,
+)
 from videopoll.models import ErrorCode, JobRecord, JobStatus, PollResult, PollState
 from videopoll.normalizers import normalize
 from videopoll.providers import get_model
@@ -27,6 +37,9 @@ from videopoll.runtime import Runtime
 log = logging.getLogger(__name__)
 
 SUBMIT_BACKOFF_MAX = 60.0
+# A generate job whose task the provider itself timed out gets one fresh submit: the first
+# task is dead and produced nothing, so this is not paying twice for one video.
+MAX_SUBMITS = 2
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,7 @@ class Next:
     token: int = 0
     countdown: float = 0.0
     reason: str = ""
+    notify_delayed: bool = False  # the job just went ``delayed``: tell the user once
 
 
 def advance(rt: Runtime, job_id: str, token: int) -> Next:
@@ -44,153 +58,207 @@ def advance(rt: Runtime, job_id: str, token: int) -> Next:
     job = rt.store.claim(job_id, token)
     if job is None:
         return Next("stop", reason="stale, duplicate or finished")
+    mine = job.poll_token
     if time.time() >= job.deadline_at:
-        return fail(rt, job_id, ErrorCode.PROVIDER_TIMEOUT, "hard deadline reached")
-    wait = rt.limiter.acquire(job.family)
+        return fail(rt, job_id, transitions.deadline_code(job), "hard deadline reached",
+                    token=mine)
+    submitting = job.provider_task_id is None
+    wait = rt.acquire(job.family, "submit" if submitting else "status")
     if wait > 0:
-        return _reschedule(rt, job_id, lambda j: None, countdown=wait, reason="local rate limit")
-    provider = rt.provider(job.family)
+        return _reschedule(rt, job_id, mine, _limited_locally, countdown=wait,
+                           reason="local rate limit", short_wait=True)
+    if submitting:
+        return _submit(rt, job, mine)
+    return _poll(rt, job, mine)
+
+
+def _poll(rt: Runtime, job: JobRecord, mine: int) -> Next:
+    assert job.provider_task_id is not None
+    job_id = job.job_id
     try:
-        if job.provider_task_id is None:
-            return _submit(rt, job)
-        result = normalize(provider.fetch(job.provider_task_id))
+        result = normalize(rt.provider(job.family).fetch(job.provider_task_id))
     except PermanentError as exc:
-        return fail(rt, job_id, ErrorCode(exc.code), exc.provider_message)
+        return fail(rt, job_id, _code(exc.code), exc.provider_message, token=mine, polled=True)
     except RateLimitedError as exc:
-        return _reschedule(
-            rt, job_id, _count("rate_limited"), countdown=_after(rt, job, exc.retry_after),
-            reason="provider rate limit",
-        )
+        return _reschedule(rt, job_id, mine, _rate_limited,
+                           countdown=_after(rt, job, exc.retry_after), reason="provider rate limit")
+    except TaskNotFoundError as exc:
+        return _not_found(rt, job, mine, exc)
     except TransientError as exc:
-        log.warning(
-            "transient provider error",
-            extra={"job_id": job_id, "reason": exc.reason, "sample": redact(exc.sample, 200)},
-        )
-        return _reschedule(rt, job_id, _count("transient_errors", attempt=True), reason=exc.reason)
-    return _apply(rt, job_id, result)
+        log.warning("transient provider error", extra={
+            "job_id": job_id, "reason": exc.reason, "sample": redact(exc.sample, 200)})
+        return _reschedule(rt, job_id, mine, _count("transient_errors"), reason=exc.reason)
+    except Exception as exc:  # no provider answer may crash a poll: count it and go on
+        log.exception("unexpected error polling the provider", extra={"job_id": job_id})
+        return _reschedule(rt, job_id, mine, _count("transient_errors"),
+                           reason=f"unexpected {type(exc).__name__}")
+    return _apply(rt, job, mine, result)
 
 
-def _submit(rt: Runtime, job: JobRecord) -> Next:
+def _submit(rt: Runtime, job: JobRecord, mine: int) -> Next:
+    """Send the generation once. An unknown outcome ends the job rather than pay twice."""
     assert job.spec is not None, "generate jobs carry their spec"
-    provider = rt.provider(job.family)
-    if _commit(rt, job.job_id, lambda j: setattr(j, "status", JobStatus.VALIDATING)) is None:
-        return Next("stop", reason="ended")
+    if job.submit_started_at is not None:
+        # An earlier turn sent (or was sending) the submit and never learned the answer: a
+        # worker crash or a lost write. The provider may be generating and billing already.
+        return fail(rt, job.job_id, ErrorCode.SUBMIT_UNCONFIRMED,
+                    "an earlier submit's outcome is unknown", token=mine)
+    if transitions.begin_submit(rt.store, job.job_id, mine) is None:
+        return Next("stop", reason="ended or overtaken")
     try:
-        task_id = provider.submit(get_model(job.model), job.spec, callback_url=None)
+        task_id = rt.provider(job.family).submit(get_model(job.model), job.spec,
+                                                 callback_url=None)
+    except SubmitOutcomeUnknownError as exc:
+        return fail(rt, job.job_id, ErrorCode.SUBMIT_UNCONFIRMED, exc.reason, token=mine)
     except PermanentError as exc:
-        return fail(rt, job.job_id, ErrorCode(exc.code), exc.provider_message)
-    except TransientError as exc:
+        return fail(rt, job.job_id, _code(exc.code), exc.provider_message, token=mine)
+    except TransientError as exc:  # provably not accepted (refused, 429, maintenance): resend
         backoff = min(SUBMIT_BACKOFF_MAX, 2.0 ** (job.transient_errors + 1))
-        retry_after = getattr(exc, "retry_after", None)
+        retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
         return _reschedule(
-            rt, job.job_id, _count("transient_errors"),
+            rt, job.job_id, mine, _submit_refused(isinstance(exc, RateLimitedError)),
             countdown=max(backoff, retry_after or 0.0), reason=f"submit: {exc.reason}",
         )
+    except Exception:
+        log.exception("unexpected error submitting", extra={"job_id": job.job_id})
+        return fail(rt, job.job_id, ErrorCode.SUBMIT_UNCONFIRMED, "unexpected submit error",
+                    token=mine)
 
     def started(j: JobRecord) -> None:
         j.provider_task_id = task_id
         j.status = JobStatus.RUNNING
+        j.submit_started_at = None
+        j.consecutive_rate_limited = 0
 
-    return _reschedule(rt, job.job_id, started, countdown=rt.settings.countdown_for(1))
+    step = _reschedule(rt, job.job_id, mine, started, countdown=rt.settings.countdown_for(1))
+    if step.action == "stop":
+        # Canceled while the submit was in flight: the provider task exists and is billed,
+        # but no job owns it any more. Keep its id where an operator can find it.
+        rt.store.record_orphan(job.job_id, job.family, task_id)
+        log.warning("provider task created for a job that ended meanwhile",
+                    extra={"job_id": job.job_id, "provider_task_id": task_id})
+    return step
 
 
-def _apply(rt: Runtime, job_id: str, result: PollResult) -> Next:
+def _apply(rt: Runtime, job: JobRecord, mine: int, result: PollResult) -> Next:
     """Turn one normalized provider answer into the job's next state."""
+    job_id = job.job_id
     if result.state is PollState.FAILED:
         code = result.error_code or ErrorCode.UNKNOWN_PROVIDER_ERROR
-        return fail(rt, job_id, code, result.provider_message, polled=True)
+        if (code is ErrorCode.PROVIDER_TIMEOUT and job.kind == "generate"
+                and job.submits < MAX_SUBMITS):
+            return _reschedule(rt, job_id, mine, _resubmit, countdown=0.0,
+                               reason="provider timed out its task: one fresh submit")
+        return fail(rt, job_id, code, result.provider_message, token=mine, polled=True)
     if result.state is PollState.SUCCEEDED and result.output_urls:
-        def ready(j: JobRecord) -> None:
-            j.attempts += 1
-            j.status = JobStatus.DELIVERING
-            j.output_url = result.output_urls[0]
-            j.progress = 100
-        return Next("deliver") if _commit(rt, job_id, ready) else Next("stop", reason="ended")
+        if transitions.start_delivery(rt.store, job_id, mine, result.output_urls[0]):
+            return Next("deliver")
+        return Next("stop", reason="ended or overtaken")
     if result.state is PollState.SUCCEEDED:  # done but no usable URL yet
-        job = _commit(rt, job_id, _count("missing_output_polls", attempt=True))
-        if job is not None and job.missing_output_polls >= rt.settings.max_missing_output_polls:
-            return fail(rt, job_id, ErrorCode.OUTPUT_MISSING, "success without an output URL")
-        return _reschedule(rt, job_id, lambda j: None, reason="no output URL yet")
+        if job.missing_output_polls + 1 >= rt.settings.max_missing_output_polls:
+            return fail(rt, job_id, ErrorCode.OUTPUT_MISSING, "success without an output URL",
+                        token=mine, polled=True)
+        return _reschedule(rt, job_id, mine, _count("missing_output_polls"),
+                           reason="no output URL yet")
 
     def running(j: JobRecord) -> None:
-        j.attempts += 1
+        _answered(j)
         j.progress = result.progress if result.progress is not None else j.progress
         if j.status in (JobStatus.QUEUED, JobStatus.VALIDATING):
             j.status = JobStatus.RUNNING
 
-    return _reschedule(rt, job_id, running)
+    return _reschedule(rt, job_id, mine, running)
+
+
+def _not_found(rt: Runtime, job: JobRecord, mine: int, exc: TaskNotFoundError) -> Next:
+    """A task the provider does not know: brand new gets a grace, then the job fails fast."""
+    known_for = time.time() - job.created_at
+    if job.not_found_polls >= 1 and known_for >= rt.settings.task_not_found_grace_seconds:
+        return fail(rt, job.job_id, ErrorCode.TASK_NOT_FOUND, exc.reason, token=mine,
+                    polled=True)
+    return _reschedule(rt, job.job_id, mine, _count("not_found_polls"), reason=exc.reason)
 
 
 def fail(
-    rt: Runtime, job_id: str, code: ErrorCode, provider_message: str = "", polled: bool = False
+    rt: Runtime, job_id: str, code: ErrorCode, provider_message: str = "", *,
+    token: int | None = None, polled: bool = False,
+    only_from: frozenset[JobStatus] | None = None,
 ) -> Next:
-    """Mark the job failed; the task then tells the user and records the outcome.
-
-    ``polled`` counts the provider answer that brought the failure as an attempt.
-    """
-    def failed(j: JobRecord) -> None:
-        j.attempts += int(polled)
-        j.status = JobStatus.FAILED
-        j.error_code = code
-        j.provider_message = redact(provider_message)
-        j.next_poll_at = None
-
-    return Next("finish", reason=code.value) if _commit(rt, job_id, failed) else Next("stop")
+    """End the job ``failed``; ``finish`` (tell the user) only if this call ended it."""
+    if transitions.fail(rt.store, job_id, code, provider_message, token=token, polled=polled,
+                        only_from=only_from):
+        return Next("finish", reason=code.value)
+    return Next("stop", reason="ended or overtaken")
 
 
 def _reschedule(
-    rt: Runtime,
-    job_id: str,
-    mutate: Callable[[JobRecord], None],
-    countdown: float | None = None,
-    reason: str = "",
+    rt: Runtime, job_id: str, mine: int, mutate: Callable[[JobRecord], None],
+    countdown: float | None = None, reason: str = "", short_wait: bool = False,
 ) -> Next:
-    """Apply ``mutate`` and plan the next turn in the same write.
+    """Apply ``mutate`` and plan the next turn in the same fenced write."""
+    def wait_for(j: JobRecord) -> float:
+        return countdown if countdown is not None else rt.settings.countdown_for(j.attempts + 1)
 
-    Past ``max_attempts`` the job goes ``delayed`` and no message is sent: the sweeper polls
-    it every ``DELAYED_INTERVAL_SECONDS`` until the hard deadline.
-    """
-    plan: list[Next] = []
-
-    def step(j: JobRecord) -> None:
-        mutate(j)
-        now = time.time()
-        if j.provider_task_id is not None and j.attempts >= j.max_attempts:
-            if j.status is not JobStatus.DELAYED:
-                j.status = JobStatus.DELAYED
-            wait = max(countdown or 0.0, rt.settings.delayed_interval_seconds)
-            j.next_poll_at = now + wait
-            plan.append(Next("stop", reason="delayed: the sweeper takes over"))
-            return
-        wait = countdown if countdown is not None else rt.settings.countdown_for(j.attempts + 1)
-        j.next_poll_at = now + wait
-        plan.append(Next("poll", token=j.poll_token, countdown=wait, reason=reason))
-
-    return plan[0] if _commit(rt, job_id, step) and plan else Next("stop", reason="ended")
+    plan = transitions.reschedule(rt.store, job_id, mine, mutate, wait_for,
+                                  rt.settings.delayed_interval_seconds, short_wait=short_wait)
+    if plan is None:
+        return Next("stop", reason="ended or overtaken")
+    if plan.action == "delayed":
+        return Next("stop", reason="delayed: the sweeper takes over",
+                    notify_delayed=plan.became_delayed)
+    return Next("poll", token=plan.token, countdown=plan.countdown, reason=reason,
+                notify_delayed=plan.became_delayed)
 
 
-def _commit(rt: Runtime, job_id: str, mutate: Callable[[JobRecord], None]) -> JobRecord | None:
-    """Apply ``mutate``; ``None`` if the job ended (canceled) since it was claimed."""
-    applied: list[bool] = []
-
-    def wrapped(j: JobRecord) -> None:
-        mutate(j)
-        applied.append(True)
-
-    job = rt.store.update(job_id, wrapped)
-    return job if applied else None
+def _answered(j: JobRecord) -> None:
+    """The provider gave a real answer: one attempt used, and rate limiting is over."""
+    j.attempts += 1
+    j.consecutive_rate_limited = 0
 
 
-def _count(field: str, attempt: bool = False) -> Callable[[JobRecord], None]:
+def _count(field: str) -> Callable[[JobRecord], None]:
+    """Count an answer that used an attempt but brought no news (fault, no URL, not found)."""
     def bump(j: JobRecord) -> None:
         setattr(j, field, getattr(j, field) + 1)
-        if attempt and field != "attempts":
-            j.attempts += 1
+        _answered(j)
     return bump
 
 
+def _rate_limited(j: JobRecord) -> None:
+    j.rate_limited += 1
+    j.consecutive_rate_limited += 1
+
+
+def _limited_locally(j: JobRecord) -> None:
+    j.consecutive_rate_limited += 1
+
+
+def _submit_refused(rate_limited: bool) -> Callable[[JobRecord], None]:
+    def refused(j: JobRecord) -> None:
+        j.submit_started_at = None  # the provider provably did not take it: safe to resend
+        if rate_limited:
+            _rate_limited(j)
+        else:
+            j.transient_errors += 1
+    return refused
+
+
+def _resubmit(j: JobRecord) -> None:
+    j.attempts += 1
+    j.provider_task_id = None
+    j.submit_started_at = None
+    j.status = JobStatus.VALIDATING
+
+
+def _code(value: str) -> ErrorCode:
+    try:
+        return ErrorCode(value)
+    except ValueError:
+        return ErrorCode.UNKNOWN_PROVIDER_ERROR
+
+
 def _after(rt: Runtime, job: JobRecord, retry_after: float | None) -> float:
-    """Honour ``Retry-After``; without one, back off from the normal interval."""
+    """Honour ``Retry-After``; without one, back off from the normal interval (capped at 8×)."""
     if retry_after is not None:
         return max(retry_after, 0.1)
     backoff: float = rt.settings.countdown_for(job.attempts + 1) * min(2**job.rate_limited, 8)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from videopoll.notify import Notifier, build_notifier
 from videopoll.providers import PROVIDERS
 from videopoll.providers.base import Provider
-from videopoll.ratelimit import RateLimiter
+from videopoll.ratelimit import Limit, RateLimiter
 from videopoll.settings import Settings, load_settings
 from videopoll.storage import Storage, build_storage
 from videopoll.store import JobStore, StoreTimings
@@ -39,11 +42,34 @@ class Runtime:
             )
         return self._providers[family]
 
+    def acquire(self, family: str, kind: Literal["status", "submit"]) -> float:
+        """Take a token from the provider account's bucket; seconds to wait if there is none."""
+        cls = PROVIDERS[family]
+        s = self.settings
+        if kind == "submit":
+            limit = Limit(s.submit_rate_limit_per_second or cls.submit_limit.rate,
+                          s.submit_rate_limit_burst or cls.submit_limit.burst)
+        else:
+            limit = Limit(s.rate_limit_per_second or cls.status_limit.rate,
+                          s.rate_limit_burst or cls.status_limit.burst)
+        return self.limiter.acquire(f"{cls.rate_account or family}:{kind}", limit)
 
-def build_runtime(settings: Settings) -> Runtime:
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
-    )
+
+def build_runtime(settings: Settings, redis_timeout: float | None = None) -> Runtime:
+    """``redis_timeout`` bounds every Redis call: the API passes a short one so that an outage
+    is a prompt 503, never a retried command; workers keep the patient default."""
+    if redis_timeout is None:
+        client = redis.Redis.from_url(
+            settings.redis_url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
+        )
+    else:
+        # One immediate retry for a pooled connection that went stale (a Redis restart); none
+        # on a timeout, which would double the wait and may re-run a command that did land.
+        client = redis.Redis.from_url(
+            settings.redis_url, decode_responses=True, socket_timeout=redis_timeout,
+            socket_connect_timeout=redis_timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        )
     timings = StoreTimings(
         sweep_grace_seconds=settings.sweep_grace_seconds,
         poll_lease_seconds=settings.poll_lease_seconds,
@@ -53,9 +79,7 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(
         settings=settings,
         store=JobStore(client, settings.key_prefix, timings),
-        limiter=RateLimiter(
-            client, settings.rate_limit_per_second, settings.rate_limit_burst, settings.key_prefix
-        ),
+        limiter=RateLimiter(client, settings.key_prefix),
         storage=build_storage(settings.storage_url),
         notifier=build_notifier(settings),
     )

@@ -32,8 +32,18 @@ class Settings(BaseSettings):
     poll_lease_seconds: float = Field(default=120.0, gt=0)
     delivery_lease_seconds: float = Field(default=600.0, gt=0)
     max_missing_output_polls: int = Field(default=3, ge=1)
-    rate_limit_per_second: float = Field(default=8.0, gt=0)
-    rate_limit_burst: int = Field(default=10, ge=1)
+    # Provider rate limits default to each provider's documented budget; these override the
+    # status (poll) and submit buckets for every account, e.g. for a smaller plan or in tests.
+    rate_limit_per_second: float | None = Field(default=None, gt=0)
+    rate_limit_burst: int | None = Field(default=None, ge=1)
+    submit_rate_limit_per_second: float | None = Field(default=None, gt=0)
+    submit_rate_limit_burst: int | None = Field(default=None, ge=1)
+    # A status endpoint that does not know a task gets this long (the task may be brand new)
+    # before the job fails task_not_found.
+    task_not_found_grace_seconds: float = Field(default=120.0, ge=0)
+    # Delivery's own bound (invariant 10): re-deliveries by the sweeper, and total time.
+    max_delivery_runs: int = Field(default=5, ge=1)
+    delivery_budget_seconds: float = Field(default=3600.0, gt=0)
     result_retention_seconds: int = Field(default=7 * 86400, ge=60)
 
     kie_api_key: SecretStr | None = None
@@ -52,6 +62,9 @@ class Settings(BaseSettings):
     telegram_api_url: str = "https://api.telegram.org"
 
     api_token: SecretStr | None = None
+    # Each Redis call (and broker publish) the API makes gives up after this long, so an outage
+    # is a prompt 503 with Retry-After, not a caller left hanging.
+    api_redis_timeout_seconds: float = Field(default=1.5, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
 
     @field_validator("poll_schedule", mode="before")

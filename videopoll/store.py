@@ -5,23 +5,29 @@ Keys (``P`` is the configured prefix):
 - ``P:job:<id>``          the ``JobRecord`` as JSON
 - ``P:idem:<key>``        idempotency key → job id (provider task, or ``Idempotency-Key``)
 - ``P:due``               sorted set: job id → when the sweeper should look at it again
-- ``P:stage:<id>:<name>`` delivery stage marker ("running" with a lease, then "done")
+- ``P:stage:<id>:<name>`` delivery stage marker (an owner token with a lease, then "done")
+- ``P:outbox``            sorted set: terminal jobs whose notify/record chain has not finished
+- ``P:quarantine``        sorted set: jobs whose record cannot be read (kept out of the sweep)
 
 Every change goes through ``update``: an optimistic WATCH/MULTI transaction that re-reads the
-record, refuses to touch a terminal job, and moves the job's due time in the same write. That
-is what makes a poll message a hint: the poller ``claim``s its attempt with a compare-and-set
-on ``poll_token``, so a duplicate or stale message finds the token moved and does nothing.
+record, refuses to touch a terminal job, and moves the job's due time in the same write. What a
+change achieved is the return value of the *committed* attempt (``Change.outcome``): a mutation
+that lost a WATCH race runs again on the fresh record and only its last answer counts, so no
+flag set inside a retried closure can report a win that never committed (invariant 2).
 """
 
 from __future__ import annotations
 
+import enum
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import redis
 
-from videopoll.models import JobRecord, JobStatus
+from videopoll.models import POLLABLE_STATUSES, JobRecord, JobStatus
 
 HISTORY_LIMIT = 50
 
@@ -36,6 +42,60 @@ redis.call('SET', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return {ARGV[1], 1}
 """
+
+
+# KEYS: due (or outbox) set; ARGV: job id, now, new score. Moves the entry only if still due.
+_TAKE_DUE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# KEYS: stage key; ARGV: owner, action ("renew" | "done" | "drop"), lease ms or retention s.
+_STAGE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == 'renew' then redis.call('PEXPIRE', KEYS[1], ARGV[3])
+elseif ARGV[2] == 'done' then redis.call('SET', KEYS[1], 'done', 'EX', ARGV[3])
+else redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+T = TypeVar("T")
+
+
+class Refuse(enum.Enum):
+    """What a mutation returns to write nothing (the move is not legal from this state)."""
+
+    REFUSE = "refuse"
+
+
+REFUSE = Refuse.REFUSE
+
+
+class UnreadableJobError(Exception):
+    """A stored record that cannot be parsed back (corrupt, or written by a newer schema)."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(job_id, reason)
+        self.job_id = job_id
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Change(Generic[T]):
+    """What one ``update`` committed: the record after it, and the mutation's own answer.
+
+    ``applied`` is ``False`` when nothing was written (no such job, a terminal job, or the
+    mutation refused the move); otherwise ``outcome`` is what the mutation returned on the
+    attempt that committed.
+    """
+
+    job: JobRecord | None
+    applied: bool = False
+    outcome: T | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +118,8 @@ class JobStore:
         self.prefix = prefix
         self.timings = timings or StoreTimings()
         self._create = client.register_script(_CREATE)
+        self._take_due = client.register_script(_TAKE_DUE)
+        self._stage = client.register_script(_STAGE)
 
     # keys -------------------------------------------------------------------------------
     def job_key(self, job_id: str) -> str:
@@ -70,16 +132,29 @@ class JobStore:
     def due_key(self) -> str:
         return f"{self.prefix}:due"
 
+    @property
+    def outbox_key(self) -> str:
+        return f"{self.prefix}:outbox"
+
+    @property
+    def quarantine_key(self) -> str:
+        return f"{self.prefix}:quarantine"
+
     def stage_key(self, job_id: str, stage: str) -> str:
         return f"{self.prefix}:stage:{job_id}:{stage}"
 
     # reads ------------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
+        """The record, or ``None``; ``UnreadableJobError`` if it is stored but unparseable."""
         raw = self.redis.get(self.job_key(job_id))
-        return JobRecord.model_validate_json(raw) if raw else None
+        return self._parse(job_id, raw) if raw else None
 
     def due_jobs(self, now: float, limit: int = 500) -> list[str]:
         ids = self.redis.zrangebyscore(self.due_key, "-inf", now, start=0, num=limit)
+        return [str(i) for i in ids]
+
+    def outbox_due(self, now: float, limit: int = 500) -> list[str]:
+        ids = self.redis.zrangebyscore(self.outbox_key, "-inf", now, start=0, num=limit)
         return [str(i) for i in ids]
 
     def ping(self) -> bool:
@@ -104,13 +179,13 @@ class JobStore:
             return self.create(job)
         return existing, False
 
-    def update(
-        self, job_id: str, mutate: Callable[[JobRecord], bool | None]
-    ) -> JobRecord | None:
-        """Apply ``mutate`` atomically; it returns ``False`` to write nothing.
+    def update(self, job_id: str, mutate: Callable[[JobRecord], T | Refuse]) -> Change[T]:
+        """Apply ``mutate`` atomically and report what the committed attempt decided.
 
-        A terminal job never changes again: ``mutate`` is not called for one, and the stored
-        record is returned unchanged. ``None`` means there is no such job.
+        ``mutate`` returns ``REFUSE`` to refuse the move (nothing is written) or any other
+        value as its outcome. It may run more than once (a lost WATCH race re-runs it on the fresh
+        record), so it must have no effect beyond changing the record it is given. A terminal
+        job never changes again: ``mutate`` is not called for one.
         """
         key = self.job_key(job_id)
         with self.redis.pipeline() as pipe:
@@ -119,17 +194,22 @@ class JobStore:
                     pipe.watch(key)  # type: ignore[no-untyped-call]
                     raw = pipe.get(key)
                     if not raw:
-                        return None
-                    job = JobRecord.model_validate_json(raw)
-                    before = job.status
-                    if before.terminal or mutate(job) is False:
                         pipe.unwatch()
-                        return job
+                        return Change(None)
+                    job = self._parse(job_id, raw)
+                    before = job.status
+                    if before.terminal:
+                        pipe.unwatch()
+                        return Change(job)
+                    outcome = mutate(job)
+                    if isinstance(outcome, Refuse):
+                        pipe.unwatch()
+                        return Change(self._parse(job_id, raw))
                     self._stamp(job, before)
                     pipe.multi()
                     self._write(pipe, job)
                     pipe.execute()
-                    return job
+                    return Change(job, True, outcome)
                 except redis.WatchError:
                     continue
 
@@ -138,47 +218,98 @@ class JobStore:
 
         The token moves on before any provider call, and ``next_poll_at`` becomes a lease: if
         this worker dies mid-call, the sweeper re-enqueues the job when the lease runs out.
+        The claimed record's ``poll_token`` is the fence every later write of this turn checks.
         """
-        claimed: list[bool] = []
-
-        def take(job: JobRecord) -> bool:
-            if job.poll_token != token or job.status is JobStatus.DELIVERING:
-                return False
+        def take(job: JobRecord) -> bool | Refuse:
+            if job.poll_token != token or job.status not in POLLABLE_STATUSES:
+                return REFUSE
             job.poll_token = token + 1
             job.next_poll_at = time.time() + self.timings.poll_lease_seconds
-            claimed.append(True)
             return True
 
-        job = self.update(job_id, take)
-        return job if claimed else None
+        change = self.update(job_id, take)
+        return change.job if change.applied else None
 
-    def touch_due(self, job_id: str, when: float) -> None:
-        """Push the sweeper's next look at a job to ``when`` (after it re-enqueued work)."""
-        self.redis.zadd(self.due_key, {job_id: when}, xx=True)
+    def take_due(self, job_id: str, now: float, until: float) -> bool:
+        """Atomically take a due entry for this sweep: ``False`` if it is no longer due.
+
+        Two sweepers (two beats, or one sweep overtaking a slow one) read the same due list;
+        only the one whose compare-and-set still sees the job overdue re-enqueues it.
+        """
+        return bool(self._take_due(keys=[self.due_key], args=[job_id, now, until]))
+
+    def take_outbox(self, job_id: str, now: float, until: float) -> bool:
+        return bool(self._take_due(keys=[self.outbox_key], args=[job_id, now, until]))
+
+    def outbox_done(self, job_id: str) -> None:
+        self.redis.zrem(self.outbox_key, job_id)
+
+    def outbox_try(self, job_id: str) -> int:
+        """Count a re-run of a job's notify/record chain (bounded by the sweeper)."""
+        key = f"{self.prefix}:outbox_tries:{job_id}"
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.timings.retention_seconds)
+            tries, _ = pipe.execute()
+        return int(tries)
 
     def forget_due(self, job_id: str) -> None:
         self.redis.zrem(self.due_key, job_id)
 
+    def quarantine(self, job_id: str) -> None:
+        """Keep an unreadable record out of every sweep, for a person to look at."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.quarantine_key, {job_id: time.time()})
+            pipe.zrem(self.due_key, job_id)
+            pipe.zrem(self.outbox_key, job_id)
+            pipe.execute()
+
+    def record_orphan(self, job_id: str, family: str, task_id: str) -> None:
+        """Remember a provider task no job owns (created after its job was canceled)."""
+        self.redis.set(f"{self.prefix}:orphan:{job_id}", f"{family}:{task_id}",
+                       ex=self.timings.retention_seconds)
+
+    def sweep_ran(self, at: float) -> None:
+        """Beat's heartbeat: ``/healthz`` turns unhealthy when this grows old."""
+        self.redis.set(f"{self.prefix}:sweep:last", f"{at:.3f}")
+        self.redis.incr(f"{self.prefix}:sweep:count")
+
+    def last_sweep(self) -> float | None:
+        raw = self.redis.get(f"{self.prefix}:sweep:last")
+        return float(raw) if raw else None
+
     # delivery stage markers -------------------------------------------------------------
-    def begin_stage(self, job_id: str, stage: str, lease_seconds: float) -> bool:
-        """Claim a delivery stage; ``False`` if it is done or another worker holds it."""
-        return bool(
-            self.redis.set(
-                self.stage_key(job_id, stage), "running", nx=True, px=int(lease_seconds * 1000)
-            )
+    def begin_stage(self, job_id: str, stage: str, lease_seconds: float) -> str | None:
+        """Claim a delivery stage; the owner token, or ``None`` if done or held elsewhere."""
+        owner = uuid.uuid4().hex
+        taken = self.redis.set(
+            self.stage_key(job_id, stage), owner, nx=True, px=int(lease_seconds * 1000)
         )
+        return owner if taken else None
 
-    def finish_stage(self, job_id: str, stage: str) -> None:
-        self.redis.set(self.stage_key(job_id, stage), "done", ex=self.timings.retention_seconds)
+    def renew_stage(self, job_id: str, stage: str, owner: str, lease_seconds: float) -> bool:
+        """Extend our lease; ``False`` means it ran out and someone else may hold the stage."""
+        return bool(self._stage(keys=[self.stage_key(job_id, stage)],
+                                args=[owner, "renew", int(lease_seconds * 1000)]))
 
-    def abandon_stage(self, job_id: str, stage: str) -> None:
+    def finish_stage(self, job_id: str, stage: str, owner: str) -> bool:
+        return bool(self._stage(keys=[self.stage_key(job_id, stage)],
+                                args=[owner, "done", self.timings.retention_seconds]))
+
+    def abandon_stage(self, job_id: str, stage: str, owner: str) -> None:
         """Let a later run retry a stage that failed before doing its side effect."""
-        self.redis.delete(self.stage_key(job_id, stage))
+        self._stage(keys=[self.stage_key(job_id, stage)], args=[owner, "drop", 0])
 
     def stage_done(self, job_id: str, stage: str) -> bool:
         return self.redis.get(self.stage_key(job_id, stage)) == "done"
 
     # internals --------------------------------------------------------------------------
+    def _parse(self, job_id: str, raw: str | bytes) -> JobRecord:
+        try:
+            return JobRecord.model_validate_json(raw)
+        except (ValueError, RecursionError) as exc:  # pydantic's ValidationError is a ValueError
+            raise UnreadableJobError(job_id, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
     def _stamp(self, job: JobRecord, before: JobStatus) -> None:
         now = time.time()
         job.updated_at = now
@@ -192,6 +323,9 @@ class JobStore:
         if job.status.terminal:
             pipe.set(key, job.model_dump_json(), ex=self.timings.retention_seconds)
             pipe.zrem(self.due_key, job.job_id)
+            # The notify/record chain is owed until it says it is done; the sweeper re-runs
+            # it if the publish after this write is lost.
+            pipe.zadd(self.outbox_key, {job.job_id: time.time() + self.timings.sweep_grace_seconds})
             for idem in job.idempotency_keys:
                 pipe.expire(self.idem_key(idem), self.timings.retention_seconds)
         else:
@@ -204,6 +338,6 @@ class JobStore:
         if job.status is JobStatus.DELIVERING:
             return job.updated_at + t.delivery_lease_seconds
         base = job.next_poll_at if job.next_poll_at is not None else time.time()
-        if job.status is JobStatus.DELAYED:
-            return base  # delayed jobs are driven by the sweeper alone
-        return base + t.sweep_grace_seconds
+        if job.status is not JobStatus.DELAYED:  # delayed jobs are driven by the sweeper alone
+            base += t.sweep_grace_seconds
+        return min(base, job.deadline_at)  # the deadline is kept even if no poll is due

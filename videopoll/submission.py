@@ -1,4 +1,8 @@
-"""Turn a validated request into a new job record. Plain functions shared by the API and CLI."""
+"""Turn a validated request into a new job record. Plain functions shared by the API and CLI.
+
+``idempotency_key`` arrives already scoped (``<endpoint>:<caller hash>:<header value>``): a
+caller's ``Idempotency-Key`` never names another caller's job.
+"""
 
 from __future__ import annotations
 

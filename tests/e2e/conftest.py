@@ -12,8 +12,6 @@ from tests.e2e.stack import Stack
 from videopoll.fake_provider import FakeProvider
 from videopoll.local_redis import free_port
 
-pytestmark = pytest.mark.e2e
-
 FAST = {
     "POLL_INTERVAL_SECONDS": "0.2",
     "MAX_ATTEMPTS": "15",

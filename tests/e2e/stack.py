@@ -35,8 +35,9 @@ class Stack:
         return proc
 
     def start(self) -> Stack:
-        self._spawn("api", [str(BIN / "gunicorn"), "--workers", "1", "--threads", "8",
-                            "--bind", f"127.0.0.1:{self.api_port}", "videopoll.api:create_app()"])
+        self._spawn("api", [str(BIN / "gunicorn"), "-c", "python:videopoll.gunicorn_conf",
+                            "--workers", "1", "--bind", f"127.0.0.1:{self.api_port}",
+                            "videopoll.api:create_app()"])
         self.start_worker()
         self._spawn("beat", [str(BIN / "celery"), "-A", "videopoll.celery_app", "beat",
                              "--loglevel", "INFO", "-s", str(self.workdir / "beat-schedule")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -76,8 +77,9 @@ def test_generate_job_submits_then_polls_then_delivers(stack: Stack, fake: FakeP
          "This request could not be processed. Try changing the prompt or assets."),
         ("veo_upstream1", "veo3", "unknown_provider_error",
          "The provider could not generate this video."),
-        ("market_upstream1", "sora-2", "unknown_provider_error",
-         "The provider could not generate this video."),
+        # Market failCode "500" is the provider's own timeout (providers.md §10.2)
+        ("market_upstream1", "sora-2", "provider_timeout",
+         "The provider did not return a result in time."),
         ("veo_auth", "veo3", "provider_auth_failed",
          "The video service is misconfigured. Please contact support."),
     ],
@@ -190,4 +192,11 @@ def test_never_completes_goes_delayed_then_times_out(
     assert (view["status"], view["errorCode"]) == ("failed", "provider_timeout")
     assert view["message"] == "The provider did not return a result in time."
     assert fake.stats()["polls"][task] > polls_when_delayed  # the slow poller kept checking
-    slow.wait_until(lambda: len(notified(slow, job_id)) == 1, 10, "timeout notification")
+    # the user hears twice: once when it goes delayed, once with the outcome
+    slow.wait_until(lambda: len(notified(slow, job_id)) == 2, 10, "timeout notification")
+    messages = [json.loads(line.removeprefix("NOTIFY "))["message"]
+                for line in notified(slow, job_id)]
+    assert messages == ["This is taking longer than usual. We are still checking.",
+                        "The provider did not return a result in time."]
+    time.sleep(1.5)  # later sweeps (outbox, delayed cadence) send nothing more
+    assert len(notified(slow, job_id)) == 2

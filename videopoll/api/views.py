@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
-import ipaddress
 import logging
+import time
 from typing import Any
 
+import redis
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
-from videopoll import providers
-from videopoll.api.errors import ApiError, validation_details
+from videopoll import providers, transitions
+from videopoll.api.body import json_object
+from videopoll.api.caller import Idempotency, check_caller
+from videopoll.api.errors import ApiError, store_unavailable, validation_details
+from videopoll.download import check_url
+from videopoll.errors import DeliveryError
 from videopoll.messages import user_message
-from videopoll.models import ErrorCode, GenerateRequest, JobRecord, JobStatus, PollVideoRequest
+from videopoll.models import GenerateRequest, JobRecord, PollVideoRequest
 from videopoll.runtime import Runtime
 from videopoll.submission import generate_job_record, poll_job_record
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
-IDEMPOTENCY_KEY_MAX = 200
+SWEEP_STALE_INTERVALS = 4
+SWEEP_STALE_MIN_SECONDS = 30.0
+# Publishing is a hint (the sweeper enqueues a stored job anyway): one quick retry for a pooled
+# connection that went stale, never a wait that holds the caller.
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 
 
 def runtime() -> Runtime:
@@ -31,28 +39,12 @@ def runtime() -> Runtime:
 
 @bp.before_request
 def authenticate() -> None:
-    if request.endpoint == "api.healthz":
-        return
-    token = runtime().settings.secret("api_token")
-    if token is None:
-        remote = ipaddress.ip_address(request.remote_addr or "0.0.0.0")
-        if not remote.is_loopback:
-            raise ApiError(401, "unauthorized", "API_TOKEN is unset: only loopback may call")
-        return
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise ApiError(401, "unauthorized", "missing or wrong bearer token")
+    if request.endpoint != "api.healthz":
+        check_caller(runtime().settings.secret("api_token"))
 
 
 def _body(model: type[BaseModel]) -> Any:
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "malformed_json", "the body is not valid JSON")
-    if not isinstance(data, dict):
-        raise ApiError(422, "validation_failed", "the body must be a JSON object",
-                       [{"field": "body", "reason": "must be a JSON object"}])
+    data = json_object(runtime().settings.max_body_bytes)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -70,25 +62,51 @@ def _model(name: str) -> providers.ModelInfo:
         ]) from None
 
 
-def _idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
-        raise ApiError(422, "validation_failed", "invalid Idempotency-Key", [
-            {"field": "Idempotency-Key", "reason": f"must be 1-{IDEMPOTENCY_KEY_MAX} characters"}
-        ])
-    return key
+def _check_urls(urls: list[tuple[str, str]]) -> None:
+    """Refuse URLs we would later refuse to call or fetch (invariant 8), while the caller waits.
+
+    Only a definite "no" is refused: a name that does not resolve right now is checked again
+    when it is used.
+    """
+    allow_private = runtime().settings.allow_private_urls
+    details = []
+    for field, url in urls:
+        try:
+            check_url(url, allow_private)
+        except DeliveryError as exc:
+            if exc.permanent:
+                details.append({"field": field, "reason": exc.reason})
+    if details:
+        raise ApiError(422, "validation_failed", "refused URL", details)
 
 
-def _accept(job: JobRecord, message: str) -> ResponseReturnValue:
-    rt = runtime()
-    stored, created = rt.store.create(job)
+def _store(job: JobRecord, idem: Idempotency) -> tuple[JobRecord, bool]:
+    """Write the job once. A store fault after the command left is an unknown outcome."""
+    try:
+        return runtime().store.create(job)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        log.warning("job store unavailable at submit: %s", type(exc).__name__,
+                    extra={"job_id": job.job_id})
+        how = ("retrying with the same Idempotency-Key is safe" if idem.raw else
+               "retrying with the same taskId is safe" if job.kind == "poll" else
+               "send an Idempotency-Key so that a retry cannot create it twice")
+        raise store_unavailable(
+            "the job store did not answer: the job may or may not have been stored; " + how
+        ) from exc
+
+
+def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnValue:
+    job.request_fingerprint = idem.fingerprint
+    stored, created = _store(job, idem)
     if not created:
+        idem.check_reuse(stored)
         return jsonify({**job_view(stored), "message": "Already tracking this job"}), 200
     from videopoll.tasks.poll import poll_job  # the task module pulls in Celery
 
     delay = max(0.0, (job.next_poll_at or 0.0) - job.created_at)
     try:
-        poll_job.apply_async((job.job_id, job.poll_token), countdown=delay)
+        poll_job.apply_async((job.job_id, job.poll_token), countdown=delay,
+                             retry=True, retry_policy=PUBLISH_RETRY)
     except Exception:  # the record is stored and due: the sweeper enqueues it later
         log.exception("publish failed; the sweeper will enqueue it", extra={"job_id": job.job_id})
     return jsonify({"jobId": job.job_id, "status": job.status.value, "message": message}), 202
@@ -96,14 +114,18 @@ def _accept(job: JobRecord, message: str) -> ResponseReturnValue:
 
 @bp.post("/webhook/poll-video")
 def poll_video() -> ResponseReturnValue:
+    Idempotency.check_header()
     req: PollVideoRequest = _body(PollVideoRequest)
     model = _model(req.model)
-    job = poll_job_record(req, model, runtime().settings, _idempotency_key())
-    return _accept(job, "Polling started")
+    _check_urls([("callbackUrl", str(req.callback_url))] if req.callback_url else [])
+    idem = Idempotency("poll", req.session_id, req, runtime().settings.secret("api_token"))
+    job = poll_job_record(req, model, runtime().settings, idem.scoped)
+    return _accept(job, idem, "Polling started")
 
 
 @bp.post("/jobs")
 def create_job() -> ResponseReturnValue:
+    Idempotency.check_header()
     req: GenerateRequest = _body(GenerateRequest)
     model = _model(req.model)
     problems = providers.validate_options(
@@ -113,8 +135,11 @@ def create_job() -> ResponseReturnValue:
         details = [{"field": f, "reason": r} for f, r in problems]
         raise ApiError(422, "validation_failed", "the model does not support these options",
                        details)
-    job = generate_job_record(req, model, runtime().settings, _idempotency_key())
-    return _accept(job, "Generation queued")
+    urls = [(f"imageUrls.{i}", str(u)) for i, u in enumerate(req.image_urls)]
+    _check_urls(([("callbackUrl", str(req.callback_url))] if req.callback_url else []) + urls)
+    idem = Idempotency("generate", req.session_id, req, runtime().settings.secret("api_token"))
+    job = generate_job_record(req, model, runtime().settings, idem.scoped)
+    return _accept(job, idem, "Generation queued")
 
 
 @bp.get("/jobs/<job_id>")
@@ -127,20 +152,18 @@ def get_job(job_id: str) -> ResponseReturnValue:
 
 @bp.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id: str) -> ResponseReturnValue:
-    applied: list[bool] = []
-
-    def cancel(j: JobRecord) -> None:
-        applied.append(True)
-        j.status = JobStatus.CANCELED
-        j.error_code = ErrorCode.CANCELED
-        j.next_poll_at = None
-
-    job = runtime().store.update(job_id, cancel)
-    if job is None:
+    change = transitions.cancel(runtime().store, job_id)
+    if change.job is None:
         raise ApiError(404, "not_found", f"no job {job_id!r}")
-    if not applied:
-        raise ApiError(409, "conflict", f"job already {job.status.value}")
-    return jsonify(job_view(job))
+    if not change.applied:
+        raise ApiError(409, "conflict", f"job already {change.job.status.value}")
+    try:  # tell the user and the caller now; the outbox sweep does it if this publish is lost
+        from videopoll.tasks.deliver import finish
+
+        finish(job_id)
+    except Exception:
+        log.exception("publish failed; the sweeper will finish it", extra={"job_id": job_id})
+    return jsonify(job_view(change.job))
 
 
 @bp.get("/healthz")
@@ -160,10 +183,29 @@ def healthz() -> ResponseReturnValue:
         checks["broker"] = "ok"
     except Exception as exc:
         checks["broker"] = f"error: {type(exc).__name__}"
+    body: dict[str, Any] = {"checks": checks}
+    if checks["redis"] == "ok":
+        checks["beat"], body["lastSweepAgeSeconds"] = _sweep_health(rt)
     healthy = all(v == "ok" for v in checks.values())
-    return jsonify({"status": "ok" if healthy else "unhealthy", "checks": checks}), (
-        200 if healthy else 503
-    )
+    body["status"] = "ok" if healthy else "unhealthy"
+    return jsonify(body), 200 if healthy else 503
+
+
+def _sweep_health(rt: Runtime) -> tuple[str, float | None]:
+    """Is the safety net running? Beat's sweep recovers every lost message (invariant 1).
+
+    A few missed intervals are normal under load; no sweep for several intervals means no
+    beat (or no worker on the sweep queue), and nothing lost will ever be recovered.
+    """
+    limit = max(SWEEP_STALE_INTERVALS * rt.settings.sweep_interval_seconds,
+                SWEEP_STALE_MIN_SECONDS)
+    now = time.time()
+    last = rt.store.last_sweep()
+    if last is None:
+        started: float = current_app.extensions.get("videopoll_started_at", now)
+        return ("ok" if now - started < limit else "error: no sweep has run"), None
+    age = round(now - last, 3)
+    return ("ok" if age < limit else f"error: last sweep {age:.0f}s ago"), age
 
 
 def _iso(ts: float | None) -> str | None:

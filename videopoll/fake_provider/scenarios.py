@@ -14,6 +14,21 @@ restarted fake plays the same script. ``N`` counts status requests of one task.
 | nourl      | 2         | success with an empty URL list    | success with URL          |
 | never      | —         | generating forever                |                           |
 | auth       | —         | body code 401 forever             |                           |
+| notfound   | 1         | 422 "record is null" (Veo) / 404  | generating once, success  |
+| expired    | —         | 422 "records within 14 days"      |                           |
+| stitched   | 2         | generating                        | Veo extend success (1)    |
+| objresult  | 2         | generating                        | Market resultJson object  |
+| gone       | 2         | generating                        | success; the URL is 404   |
+
+(1) the new segment in ``resultUrls``, the stitched video in ``fullResultUrls``.
+
+Submit faults (the prompt picks them; the billing question is whether a task was created):
+
+| scenario    | submit answers                                   | task created? |
+|-------------|--------------------------------------------------|---------------|
+| maintenance | body code 455 "Service unavailable"              | no            |
+| lostreply   | HTTP 500 "Server Error"                          | yes (then polls like ok) |
+| slowreply   | success, but only after N seconds (default 2)    | yes (then polls like ok) |
 """
 
 from __future__ import annotations
@@ -21,9 +36,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-SCENARIO = re.compile(r"(ok|moderation|upstream|flaky|ratelimit|never|nourl|auth)(\d+)?")
+SCENARIO = re.compile(r"(ok|moderation|upstream|flaky|ratelimit|never|nourl|auth|notfound|expired|"
+                      r"stitched|objresult|gone|maintenance|lostreply|slowreply)(\d+)?")
 DEFAULT_N = {"ok": 2, "moderation": 1, "upstream": 1, "flaky": 3, "ratelimit": 3, "nourl": 2,
-             "never": 0, "auth": 0}
+             "never": 0, "auth": 0, "notfound": 1, "expired": 0, "stitched": 2, "objresult": 2,
+             "gone": 2, "maintenance": 2, "lostreply": 2, "slowreply": 2}
 
 
 @dataclass(frozen=True)
@@ -50,15 +67,17 @@ class Step:
     """What the k-th status request of a task answers."""
 
     kind: str  # generating | success | nourl | moderation | upstream | http500 | html502
-    #          | garbage | ratelimited | auth
+    #          | garbage | ratelimited | auth | notfound | expired | stitched | objresult
 
 
 def step_for(scenario: Scenario, k: int) -> Step:
     name, n = scenario.name, scenario.n
     if name == "never":
         return Step("generating")
-    if name == "auth":
-        return Step("auth")
+    if name in ("auth", "expired"):
+        return Step(name)
+    if name == "notfound":
+        return Step("notfound" if k <= n else "generating" if k == n + 1 else "success")
     if name == "flaky":
         return Step(("http500", "html502", "garbage")[(k - 1) % 3] if k <= n else "success")
     if name == "ratelimit":
@@ -67,4 +86,6 @@ def step_for(scenario: Scenario, k: int) -> Step:
         return Step("nourl" if k <= n else "success")
     if k <= n:
         return Step("generating")
-    return Step({"ok": "success", "moderation": "moderation", "upstream": "upstream"}[name])
+    finals = {"moderation": "moderation", "upstream": "upstream", "stitched": "stitched",
+              "objresult": "objresult"}
+    return Step(finals.get(name, "success"))

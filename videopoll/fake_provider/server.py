@@ -8,6 +8,7 @@ Standard library only, so it runs wherever the package does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import secrets
@@ -123,15 +124,24 @@ class Handler(BaseHTTPRequestHandler):
         if not prompt.strip():
             return self._json(_kie(422, "prompt is required"))
         scenario = parse_scenario(prompt)
+        if scenario.name == "maintenance":  # refused before any task exists
+            return self._json(_kie(455, "Service unavailable"))
         task_id = f"{kind}_{scenario.token}_{secrets.token_hex(4)}"
         with self.server.state.lock:
             self.server.state.submits += 1
             self.server.state.prompts[task_id] = prompt
-        self._json(_kie(200, "success", {"taskId": task_id}))
+        if scenario.name == "lostreply":  # created, then the answer is an error page
+            return self._json(_kie(500, "Server Error"), status=500)
+        if scenario.name == "slowreply":  # created, answered after the caller gave up
+            time.sleep(scenario.n)
+        with contextlib.suppress(OSError):  # the caller may be gone (slowreply)
+            self._json(_kie(200, "success", {"taskId": task_id}))
 
     def _file(self, task_id: str) -> None:
         with self.server.state.lock:
             self.server.state.downloads[task_id] = self.server.state.downloads.get(task_id, 0) + 1
+        if parse_scenario(task_id).name == "gone":  # an expired result link
+            return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
         self._send(200, SAMPLE_MP4.read_bytes(), ctype="video/mp4")
 
     def _poll(self, task_id: str, veo: bool) -> None:
@@ -152,6 +162,10 @@ class Handler(BaseHTTPRequestHandler):
                               headers={"Retry-After": "1"})
         if step == "auth":
             return self._json(_kie(401, "You do not have access permissions"))
+        if step == "notfound":  # each family's documented "unknown task" answer
+            return self._json(_kie(422, "record is null.") if veo else _kie(404, "Task not found"))
+        if step == "expired":
+            return self._json(_kie(422, "Temporarily supports records within 14 days."))
         url = f"{self.server.base_url}/files/{task_id}.mp4"
         record = _veo_record(task_id, step, url) if veo else _market_record(task_id, step, url, k)
         self._json(_kie(200, "success", record))
@@ -163,10 +177,15 @@ def _veo_record(task_id: str, step: str, url: str) -> dict[str, Any]:
         "response": None, "successFlag": 0, "errorCode": None, "errorMessage": None,
         "createTime": "2026-11-22 10:25:00", "fallbackFlag": False,
     }
-    if step in ("success", "nourl"):
-        urls = [url] if step == "success" else []
+    if step in ("success", "nourl", "objresult"):
+        urls = [url] if step != "nourl" else []
         record.update(successFlag=1, completeTime="2026-11-22 10:30:00", errorMessage="",
                       response={"taskId": task_id, "resultUrls": urls, "resolution": "720p"})
+    elif step == "stitched":  # an extend task: the new segment, and the whole video
+        segment = url.replace(".mp4", "_segment.mp4")
+        record.update(successFlag=1, completeTime="2026-11-22 10:30:00", errorMessage="",
+                      response={"taskId": task_id, "resultUrls": [segment],
+                                "fullResultUrls": [url], "resolution": "720p"})
     elif step == "moderation":
         record.update(successFlag=2, errorCode=400, errorMessage=MODERATION_MSG)
     elif step == "upstream":
@@ -183,10 +202,11 @@ def _market_record(task_id: str, step: str, url: str, k: int) -> dict[str, Any]:
         "resultJson": "", "failCode": "", "failMsg": "", "createTime": now - 5000,
         "updateTime": now, "progress": min(95, 30 * k),
     }
-    if step in ("success", "nourl"):
-        urls = [url] if step == "success" else []
-        record.update(state="success", resultJson=json.dumps({"resultUrls": urls}),
-                      completeTime=now, costTime=5000, progress=100)
+    if step in ("success", "nourl", "stitched", "objresult"):
+        urls = [url] if step != "nourl" else []
+        result = {"resultUrls": urls}
+        record.update(state="success", completeTime=now, costTime=5000, progress=100,
+                      resultJson=result if step == "objresult" else json.dumps(result))
     elif step == "moderation":
         record.update(state="fail", failCode="422",
                       failMsg="Invalid prompt: prompt contains prohibited content")

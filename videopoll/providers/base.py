@@ -3,7 +3,9 @@
 An adapter knows endpoints, auth, how to submit and how to fetch status. It returns the raw
 response (``ProviderResponse``) to the normalizer chain and never decides the job's fate.
 Network faults are translated at this boundary into ``TransientError`` (``raise … from exc``),
-so nothing above it imports ``requests`` exceptions.
+so nothing above it imports ``requests`` exceptions. A submit (``creates_task``) is judged
+more strictly: a fault after the request may have left this machine is
+``SubmitOutcomeUnknownError``, because the provider may have created — and billed — the task.
 
 To add a provider family: write one module here with a ``Provider`` subclass, add it to
 ``PROVIDERS`` and its models to ``MODELS`` in ``providers/__init__.py``, and record its
@@ -18,9 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
-from videopoll.errors import TransientError
+from videopoll.errors import SubmitOutcomeUnknownError, TransientError
 from videopoll.models import GenerationSpec, ProviderResponse
+from videopoll.ratelimit import Limit
 
 TEXT_SAMPLE_CHARS = 500
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
@@ -43,6 +47,11 @@ class Provider(abc.ABC):
     """One provider API family (KIE Veo, KIE Market, …)."""
 
     family: ClassVar[str]
+    # Rate limits are per provider *account*: families that share an API key share buckets
+    # (KIE Veo and KIE Market both draw on one KIE account).
+    rate_account: ClassVar[str] = ""
+    status_limit: ClassVar[Limit] = Limit(rate=10.0, burst=10)
+    submit_limit: ClassVar[Limit] = Limit(rate=2.0, burst=20)
 
     def __init__(
         self,
@@ -61,7 +70,8 @@ class Provider(abc.ABC):
         """Start a generation and return the provider's task id.
 
         Raises ``PermanentError`` (bad key, no credits, rejected input), ``RateLimitedError`` or
-        ``TransientError``.
+        ``TransientError`` when the request provably was not accepted, and
+        ``SubmitOutcomeUnknownError`` when it may have been (never resubmit that blindly).
         """
 
     @abc.abstractmethod
@@ -74,8 +84,15 @@ class Provider(abc.ABC):
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    def request(self, method: str, path: str, **kwargs: Any) -> ProviderResponse:
-        """Send one request and read at most ``MAX_RESPONSE_BYTES`` of the answer."""
+    def request(
+        self, method: str, path: str, *, creates_task: bool = False, **kwargs: Any
+    ) -> ProviderResponse:
+        """Send one request and read at most ``MAX_RESPONSE_BYTES`` of the answer.
+
+        ``creates_task`` marks a paid submit: a fault after the request may have left this
+        machine (read timeout, dropped connection, oversized answer) is then
+        ``SubmitOutcomeUnknownError``, because the provider may have accepted it.
+        """
         url = f"{self.base_url}{path}"
         try:
             with self.session.request(
@@ -84,7 +101,36 @@ class Provider(abc.ABC):
                 raw = _read_capped(resp)
                 return to_provider_response(resp.status_code, raw, resp.headers.get("Retry-After"))
         except requests.RequestException as exc:
-            raise TransientError(f"{type(exc).__name__} calling {method} {path}") from exc
+            reason = f"{type(exc).__name__} calling {method} {path}"
+            if creates_task and not provably_not_sent(exc):
+                raise SubmitOutcomeUnknownError(reason) from exc
+            raise TransientError(reason) from exc
+        except TransientError as exc:
+            if creates_task:
+                raise SubmitOutcomeUnknownError(exc.reason, exc.sample) from exc
+            raise
+
+
+def provably_not_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the provider.
+
+    requests cannot always tell: a ``ConnectionError`` also covers a connection dropped after
+    the request was written. Only a failure to connect at all (``ConnectTimeout``, or a
+    ``ConnectionError`` caused by urllib3's ``NewConnectionError``: refused, DNS failure) or a
+    request that could not even be built proves it. With the default adapter (no urllib3
+    retries) that is the only attempt made.
+    """
+    if isinstance(exc, _UNSENDABLE):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        return isinstance(getattr(cause, "reason", cause), NewConnectionError)
+    return False
+
+
+_UNSENDABLE = (requests.ConnectTimeout, requests.exceptions.MissingSchema,
+               requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
+               requests.exceptions.InvalidHeader)
 
 
 def _read_capped(resp: requests.Response) -> bytes:
@@ -115,7 +161,7 @@ def to_provider_response(status: int, raw: bytes, retry_after: str | None) -> Pr
     body: Any = None
     try:
         body = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON overflows the decoder's stack
         body = None
     return ProviderResponse(
         http_status=status,

@@ -1,16 +1,59 @@
-"""What the KIE.ai families share: the ``{"code", "msg", "data"}`` envelope and error texts.
+"""What the KIE.ai families share: the envelope, one table of codes, and the failure texts.
 
 KIE answers HTTP 200 with the real status in the body ``code`` (providers.md §1.1), so every
-KIE response is judged on both the HTTP status and the body code.
+answer is judged on its HTTP status and then its body code, by the one table in ``error_for``.
+A code means different things at the two stages:
+
+- ``status`` (record-info / recordInfo): 404 and "record is null" mean the provider does not
+  know the task — brand new, or expired (``TaskNotFoundError``: the poller gives a short grace);
+  "supports records within 14 days" means it is gone for good.
+- ``submit`` (generate / createTask): what matters is whether the provider may have accepted —
+  and billed — the task. Only answers that prove it did not are retried (429, 455) or failed
+  (400, 401, 402, 404, 422, 451, 501, 505). A 5xx, a 408 or anything unexpected is
+  ``SubmitOutcomeUnknownError``: the job must not resubmit blindly (invariant 9).
+
+| code      | status                                     | submit                          |
+|-----------|--------------------------------------------|---------------------------------|
+| 400       | permanent, by text (else validation_failed) | same                           |
+| 401, 403  | permanent provider_auth_failed             | same                            |
+| 402       | permanent insufficient_credits             | same                            |
+| 404       | TaskNotFoundError                          | permanent validation_failed     |
+| 408       | transient (upstream stalled; deadline)     | outcome unknown                 |
+| 422       | by text, see ``_status_422``               | permanent, by text              |
+| 429, 455  | RateLimitedError                           | RateLimitedError (not queued)   |
+| 451       | permanent asset_fetch_failed               | same                            |
+| 500       | transient                                  | outcome unknown                 |
+| 501       | permanent (generation failed), by text     | same                            |
+| 505       | permanent unknown_provider_error (disabled) | same                           |
+| other 4xx | transient                                  | permanent unknown_provider_error |
+| other     | transient                                  | outcome unknown                 |
+
+"By text" is ``classify_failure``: moderation, then asset fetch, then timeout wording.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from typing import Any
+import reprlib
+from typing import Any, Literal
 
-from videopoll.errors import PermanentError, RateLimitedError, TransientError
-from videopoll.models import ErrorCode, ProviderResponse
+from videopoll.errors import (
+    PermanentError,
+    RateLimitedError,
+    SubmitOutcomeUnknownError,
+    TaskNotFoundError,
+    TransientError,
+    VideopollError,
+)
+from videopoll.models import ID_MAX_CHARS, ErrorCode, ProviderResponse
+
+Stage = Literal["submit", "status"]
+
+# Veo and Market draw on one KIE account and one API key, so they share rate-limit buckets
+# (providers.md §1.9: limits are "applied per account").
+KIE_ACCOUNT = "kie"
 
 _MODERATION = re.compile(
     r"flagged|content polic|prohibited|sensitive|unsafe|nsfw|moderat|inappropriate|"
@@ -19,6 +62,16 @@ _MODERATION = re.compile(
 )
 _ASSET = re.compile(r"fetch the image|media file is unavailable|image.*(not|un)available",
                     re.IGNORECASE)
+_TIMEOUT = re.compile(r"time ?out|timed out", re.IGNORECASE)
+_NOT_FOUND = re.compile(r"\brecord(info)? is null|task not found", re.IGNORECASE)
+_EXPIRED = re.compile(r"records within \d+ days", re.IGNORECASE)
+RESULT_BLANK = re.compile(r"record result data (is blank|is empty|not exist)", re.IGNORECASE)
+_INT = re.compile(r"\s*-?\d{1,9}\s*")
+MESSAGE_MAX_CHARS = 1000
+
+_repr = reprlib.Repr()
+_repr.maxstring = 120
+_repr.maxother = 120
 
 
 def is_moderation(text: str) -> bool:
@@ -29,45 +82,144 @@ def is_asset_failure(text: str) -> bool:
     return bool(_ASSET.search(text or ""))
 
 
+def as_int(value: Any) -> int | None:
+    """An integer KIE may send as 400, "400" or 400.0; ``None`` for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INT.fullmatch(value):
+        return int(value)
+    return None
+
+
+def as_progress(value: Any) -> int | None:
+    """0 to 100 from an int, a float (Market sends 45.5) or a numeric string, rounded half up."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    return max(0, min(100, math.floor(number + 0.5)))
+
+
+def as_text(value: Any) -> str:
+    """A provider message as bounded text, whatever type it arrived as."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else _repr.repr(value)
+    return text[:MESSAGE_MAX_CHARS]
+
+
+def short_repr(value: Any) -> str:
+    """A bounded, recursion-safe rendering of any JSON value, for logs."""
+    return _repr.repr(value)
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def result_json(value: Any) -> dict[str, Any]:
+    """Market ``resultJson``: documented as a JSON string, also seen as the object itself."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return {}
+    return as_dict(value)
+
+
 def envelope(body: Any) -> tuple[int | None, str, Any]:
     """(code, message, data) of a KIE envelope; code ``None`` when the body is not one."""
-    if not isinstance(body, dict) or "code" not in body:
+    if not isinstance(body, dict):
         return None, "", None
-    try:
-        code = int(body["code"])
-    except (TypeError, ValueError):
+    code = as_int(body.get("code"))
+    if code is None:
         return None, "", None
-    message = str(body.get("msg") or body.get("message") or "")
+    message = as_text(body.get("msg") or body.get("message"))
     return code, message, body.get("data")
 
 
-def raise_for_code(code: int, message: str, retry_after: float | None, sample: str) -> None:
-    """Translate a non-200 KIE code (HTTP or body) into the exception the caller acts on."""
+def classify_failure(code: int | None, message: str) -> ErrorCode:
+    """Taxonomy code of a failed task (Veo ``errorCode``, Market ``failCode``, plus text).
+
+    Text comes first: KIE has no dedicated moderation code (400 and 422 cover both validation
+    and content policy, providers.md §2.2). 500 is the provider's own timeout or internal
+    error ("Internal Error - Timeout", "Internal Error, Please try again later.").
+    """
+    if is_moderation(message):
+        return ErrorCode.MODERATION_REJECTED
+    if is_asset_failure(message):
+        return ErrorCode.ASSET_FETCH_FAILED
+    if code == 500 or _TIMEOUT.search(message):
+        return ErrorCode.PROVIDER_TIMEOUT
+    if code in (400, 422):
+        return ErrorCode.VALIDATION_FAILED
+    return ErrorCode.UNKNOWN_PROVIDER_ERROR
+
+
+def error_for(
+    code: int, message: str, stage: Stage, retry_after: float | None = None, sample: str = ""
+) -> VideopollError:
+    """The exception a non-200 KIE code (HTTP status or body ``code``) means at ``stage``."""
     if code in (401, 403):
-        raise PermanentError(ErrorCode.PROVIDER_AUTH_FAILED, message)
+        return PermanentError(ErrorCode.PROVIDER_AUTH_FAILED, message)
     if code == 402:
-        raise PermanentError(ErrorCode.INSUFFICIENT_CREDITS, message)
+        return PermanentError(ErrorCode.INSUFFICIENT_CREDITS, message)
     if code in (429, 455):
-        raise RateLimitedError(f"provider busy ({code}): {message}", retry_after)
-    if code == 451 or is_asset_failure(message):
-        raise PermanentError(ErrorCode.ASSET_FETCH_FAILED, message)
-    if code in (400, 422, 501, 505) and is_moderation(message):
-        raise PermanentError(ErrorCode.MODERATION_REJECTED, message)
-    if code >= 500 or code == 408:
-        raise TransientError(f"provider error {code}: {message}", sample)
+        return RateLimitedError(f"provider busy ({code}): {message}", retry_after)
+    if code == 451:
+        return PermanentError(ErrorCode.ASSET_FETCH_FAILED, message)
+    if code in (400, 501, 505):
+        return PermanentError(classify_failure(code, message), message)
+    if stage == "status":
+        return _status_error(code, message, sample)
+    if 400 <= code < 500 and code != 408:  # rejected before any task was created
+        return PermanentError(classify_failure(400 if code == 404 else code, message), message)
+    return SubmitOutcomeUnknownError(f"submit answered {code}: {message}", sample)
 
 
-def raise_for_submit(resp: ProviderResponse) -> dict[str, Any]:
-    """``data`` of a successful submit, or the exception that says what to do instead."""
+def _status_error(code: int, message: str, sample: str) -> VideopollError:
+    if code == 404:
+        return TaskNotFoundError(f"task not found ({code}): {message}", sample)
+    if code == 422:
+        return _status_422(message, sample)
+    return TransientError(f"provider error {code}: {message}", sample)
+
+
+def _status_422(message: str, sample: str) -> VideopollError:
+    """record-info 422 texts (providers.md §1.3): unknown task, expired task, or other."""
+    if _NOT_FOUND.search(message):
+        return TaskNotFoundError(f"task not found (422): {message}", sample)
+    if _EXPIRED.search(message):
+        return PermanentError(ErrorCode.TASK_NOT_FOUND,
+                              f"task record expired (KIE keeps 14 days): {message}")
+    if is_moderation(message) or is_asset_failure(message):
+        return PermanentError(classify_failure(422, message), message)
+    # "record status is not success." and undocumented texts: poll on, the deadline ends it.
+    return TransientError(f"record not available (422): {message}", sample)
+
+
+def raise_for_submit(resp: ProviderResponse) -> str:
+    """The task id of an accepted submit, or the exception that says what happened instead."""
     code, message, data = envelope(resp.body)
     if resp.http_status != 200:
-        raise_for_code(resp.http_status, message, resp.retry_after, resp.text_sample)
-        raise PermanentError(ErrorCode.VALIDATION_FAILED, message or f"HTTP {resp.http_status}")
+        raise error_for(resp.http_status, message, "submit", resp.retry_after, resp.text_sample)
     if code is None:
-        raise TransientError("submit answer is not a KIE envelope", resp.text_sample)
+        raise SubmitOutcomeUnknownError("submit answer is not a KIE envelope", resp.text_sample)
     if code != 200:
-        raise_for_code(code, message, resp.retry_after, resp.text_sample)
-        raise PermanentError(ErrorCode.VALIDATION_FAILED, message)
-    if not isinstance(data, dict) or not data.get("taskId"):
-        raise TransientError("submit succeeded without a taskId", resp.text_sample)
-    return data
+        raise error_for(code, message, "submit", resp.retry_after, resp.text_sample)
+    task_id = as_dict(data).get("taskId")
+    if isinstance(task_id, int) and not isinstance(task_id, bool):
+        task_id = str(task_id)
+    if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > ID_MAX_CHARS:
+        # Accepted (code 200) but with no usable id: a task may exist that we cannot poll.
+        raise SubmitOutcomeUnknownError("submit accepted without a usable taskId",
+                                        resp.text_sample)
+    return task_id.strip()

@@ -9,7 +9,7 @@ from typing import Any
 
 from videopoll.models import GenerationSpec, ProviderResponse
 from videopoll.providers.base import ModelInfo, Provider
-from videopoll.providers.kie_common import raise_for_submit
+from videopoll.providers.kie_common import KIE_ACCOUNT, raise_for_submit
 
 _SORA_ASPECT = {"16:9": "landscape", "9:16": "portrait"}
 
@@ -37,6 +37,7 @@ def market_input(model: ModelInfo, spec: GenerationSpec) -> dict[str, Any]:
 
 class KieMarketProvider(Provider):
     family = "kie_market"
+    rate_account = KIE_ACCOUNT
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
         variant = "image" if spec.image_urls and "image" in model.provider_ids else "text"
@@ -46,8 +47,8 @@ class KieMarketProvider(Provider):
         }
         if callback_url:
             body["callBackUrl"] = callback_url
-        data = raise_for_submit(self.request("POST", "/api/v1/jobs/createTask", json=body))
-        return str(data["taskId"])
+        return raise_for_submit(self.request("POST", "/api/v1/jobs/createTask", json=body,
+                                             creates_task=True))
 
     def fetch(self, task_id: str) -> ProviderResponse:
         return self.request("GET", "/api/v1/jobs/recordInfo", params={"taskId": task_id})

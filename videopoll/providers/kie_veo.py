@@ -6,11 +6,12 @@ from typing import Any
 
 from videopoll.models import GenerationSpec, ProviderResponse
 from videopoll.providers.base import ModelInfo, Provider
-from videopoll.providers.kie_common import raise_for_submit
+from videopoll.providers.kie_common import KIE_ACCOUNT, raise_for_submit
 
 
 class KieVeoProvider(Provider):
     family = "kie_veo"
+    rate_account = KIE_ACCOUNT
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
         body: dict[str, Any] = {
@@ -26,8 +27,8 @@ class KieVeoProvider(Provider):
             body["imageUrls"] = spec.image_urls
         if callback_url:
             body["callBackUrl"] = callback_url
-        data = raise_for_submit(self.request("POST", "/api/v1/veo/generate", json=body))
-        return str(data["taskId"])
+        return raise_for_submit(self.request("POST", "/api/v1/veo/generate", json=body,
+                                             creates_task=True))
 
     def fetch(self, task_id: str) -> ProviderResponse:
         return self.request("GET", "/api/v1/veo/record-info", params={"taskId": task_id})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import chain
@@ -10,11 +11,15 @@ from celery.exceptions import Ignore
 from videopoll import delivery
 from videopoll.celery_app import app
 from videopoll.errors import DeliveryError
-from videopoll.models import ErrorCode
+from videopoll.models import ErrorCode, JobStatus
 from videopoll.polling import fail
 from videopoll.runtime import get_runtime
 
+log = logging.getLogger(__name__)
+
 STORE_MAX_RETRIES = 5
+NOTIFY_MAX_RETRIES = 5
+DELIVERING = frozenset({JobStatus.DELIVERING})
 
 
 def start_delivery(job_id: str) -> None:
@@ -28,25 +33,53 @@ def finish(job_id: str) -> None:
     chain(notify_user.si(job_id), record_result.si(job_id)).apply_async()
 
 
+def _backoff(retries: int) -> float:
+    return float(min(2 ** retries * 2, 120))
+
+
+def _end_delivery(job_id: str, code: ErrorCode, reason: str) -> None:
+    """A stage gave up: the job fails (once) and the failure chain tells the user."""
+    if fail(get_runtime(), job_id, code, reason, only_from=DELIVERING).action == "finish":
+        finish(job_id)
+
+
 @app.task(name="videopoll.fetch_and_store", bind=True, max_retries=STORE_MAX_RETRIES)
 def fetch_and_store(self: Any, job_id: str) -> None:
-    rt = get_runtime()
     try:
-        delivery.store_output(rt, job_id)
+        outcome = delivery.store_output(get_runtime(), job_id)
     except DeliveryError as exc:
         if exc.permanent or self.request.retries >= STORE_MAX_RETRIES:
-            if fail(rt, job_id, ErrorCode.DELIVERY_FAILED, exc.reason).action == "finish":
-                finish(job_id)
+            code = ErrorCode(exc.code) if exc.code else ErrorCode.DELIVERY_FAILED
+            _end_delivery(job_id, code, exc.reason)
             raise Ignore() from exc  # stops this chain; the failure chain tells the user
-        raise self.retry(countdown=min(2 ** self.request.retries * 2, 120), exc=exc) from exc
+        raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
+    if outcome != "stored":
+        raise Ignore()  # another worker carries this delivery on, or the job ended
 
 
-@app.task(name="videopoll.notify_user", bind=True, max_retries=5)
+@app.task(name="videopoll.notify_user", bind=True, max_retries=NOTIFY_MAX_RETRIES)
 def notify_user(self: Any, job_id: str) -> None:
     try:
         delivery.notify_user(get_runtime(), job_id)
     except Exception as exc:  # a notifier fault must not lose the job: retry, then give up
-        raise self.retry(countdown=min(2 ** self.request.retries * 2, 120), exc=exc) from exc
+        if self.request.retries < NOTIFY_MAX_RETRIES:
+            raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
+        log.error("notifier gave up", extra={"job_id": job_id, "error": type(exc).__name__})
+        job = get_runtime().store.get(job_id)
+        if job is not None and job.status is JobStatus.DELIVERING:
+            _end_delivery(job_id, ErrorCode.DELIVERY_FAILED, f"notifier: {type(exc).__name__}")
+            raise Ignore() from exc
+        # a finished job: record it anyway, so the chain ends and nothing retries forever
+
+
+@app.task(name="videopoll.notify_delayed", bind=True, max_retries=3)
+def notify_delayed(self: Any, job_id: str) -> None:
+    try:
+        delivery.notify_delayed(get_runtime(), job_id)
+    except Exception as exc:  # a progress note is worth a few tries, not a failed job
+        if self.request.retries < 3:
+            raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
+        log.warning("could not send the delayed notice", extra={"job_id": job_id})
 
 
 @app.task(name="videopoll.record_result")

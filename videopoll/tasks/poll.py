@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from videopoll import polling, sweeper
 from videopoll.celery_app import app
 from videopoll.polling import Next
 from videopoll.runtime import get_runtime
-from videopoll.tasks.deliver import finish, start_delivery
+from videopoll.tasks.deliver import finish, notify_delayed, start_delivery
 
 
 @app.task(name="videopoll.poll_job", ignore_result=True)
@@ -19,14 +21,18 @@ def poll_job(job_id: str, attempt: int) -> None:
 @app.task(name="videopoll.sweep", ignore_result=True)
 def sweep() -> int:
     """Re-enqueue overdue, delayed and stuck jobs. Runs from beat."""
+    rt = get_runtime()
     count = 0
-    for job_id, step in sweeper.sweep(get_runtime()):
+    for job_id, step in sweeper.sweep(rt):
         carry_out(job_id, step)
         count += 1
+    rt.store.sweep_ran(time.time())
     return count
 
 
 def carry_out(job_id: str, step: Next) -> None:
+    if step.notify_delayed:
+        notify_delayed.delay(job_id)
     if step.action == "poll":
         poll_job.apply_async((job_id, step.token), countdown=step.countdown)
     elif step.action == "deliver":

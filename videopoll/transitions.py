@@ -1,0 +1,214 @@
+"""The job state machine: every legal move of a job, each one committed transaction.
+
+::
+
+    queued ─▶ validating ─▶ running ─▶ delivering ─▶ succeeded
+                              │  ▲          │
+                              ▼  │          └──▶ failed (delivery error or budget spent)
+                            delayed ──────────▶ failed (deadline)
+    any non-terminal ──▶ failed | canceled
+
+Each function applies one move through ``JobStore.update`` and returns what the *committed*
+write decided. Nothing is recorded outside the transaction: the WATCH/MULTI may run a mutation
+twice, and only the answer of the attempt that committed counts (invariant 2). Moves a poll
+makes after its claim are *fenced*: they commit only while the poll token is still the one the
+claim took and the state still allows polling, so a stale answer can never overwrite a newer
+state (a late "running" must not turn ``delivering`` back into ``delayed``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from videopoll.models import POLLABLE_STATUSES, ErrorCode, JobRecord, JobStatus
+from videopoll.redact import redact
+from videopoll.store import REFUSE, Change, JobStore, Refuse
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The next turn a committed reschedule planned."""
+
+    action: Literal["poll", "delayed"]
+    token: int
+    countdown: float
+    became_delayed: bool = False
+
+
+def fenced(
+    store: JobStore, job_id: str, token: int, mutate: Callable[[JobRecord], T | Refuse]
+) -> Change[T]:
+    """Apply ``mutate`` only if the poll that holds ``token`` is still the job's current one."""
+    def guarded(job: JobRecord) -> T | Refuse:
+        if job.poll_token != token or job.status not in POLLABLE_STATUSES:
+            return REFUSE
+        return mutate(job)
+
+    return store.update(job_id, guarded)
+
+
+def begin_submit(store: JobStore, job_id: str, token: int) -> JobRecord | None:
+    """Mark a submit as in flight before it is sent, so a hidden outcome is never resent."""
+    def mark(job: JobRecord) -> bool | Refuse:
+        if job.provider_task_id is not None or job.submit_started_at is not None:
+            return REFUSE
+        job.status = JobStatus.VALIDATING
+        job.submit_started_at = time.time()
+        job.submits += 1
+        return True
+
+    change = fenced(store, job_id, token, mark)
+    return change.job if change.applied else None
+
+
+def reschedule(
+    store: JobStore,
+    job_id: str,
+    token: int,
+    mutate: Callable[[JobRecord], None],
+    wait_for: Callable[[JobRecord], float],
+    delayed_interval: float,
+    short_wait: bool = False,
+) -> Plan | None:
+    """Apply ``mutate`` and plan the next turn in the same write; ``None`` if fenced off.
+
+    Past ``max_attempts`` the job goes ``delayed``: the sweeper polls it every
+    ``delayed_interval`` until the deadline. ``short_wait`` (our own rate limiter turned the
+    poll away) keeps the short wait and a message even then, so a backlog of delayed jobs
+    drains at the limiter's pace instead of one slow interval per refusal.
+    """
+    def step(job: JobRecord) -> Plan:
+        mutate(job)
+        now = time.time()
+        wait = wait_for(job)
+        if job.provider_task_id is not None and job.attempts >= job.max_attempts:
+            became = job.status is not JobStatus.DELAYED
+            job.status = JobStatus.DELAYED
+            if not short_wait:
+                wait = max(wait, delayed_interval)
+                job.next_poll_at = now + wait
+                return Plan("delayed", job.poll_token, wait, became_delayed=became)
+            job.next_poll_at = now + wait
+            return Plan("poll", job.poll_token, wait, became_delayed=became)
+        job.next_poll_at = now + wait
+        return Plan("poll", job.poll_token, wait)
+
+    return fenced(store, job_id, token, step).outcome
+
+
+def fail(
+    store: JobStore,
+    job_id: str,
+    code: ErrorCode,
+    provider_message: str = "",
+    *,
+    token: int | None = None,
+    polled: bool = False,
+    only_from: frozenset[JobStatus] | None = None,
+) -> bool:
+    """End a job as ``failed``; ``True`` only if this call's write ended it.
+
+    ``token`` fences the move to the poll that holds it; ``only_from`` limits the states it
+    may leave (delivery may only fail a job that is still delivering). ``polled`` counts the
+    provider answer that brought the failure as an attempt.
+    """
+    def failed(job: JobRecord) -> bool | Refuse:
+        if token is not None and job.poll_token != token:
+            return REFUSE
+        if only_from is not None and job.status not in only_from:
+            return REFUSE
+        if token is not None and job.status not in POLLABLE_STATUSES:
+            return REFUSE
+        job.attempts += int(polled)
+        job.status = JobStatus.FAILED
+        job.error_code = code
+        job.provider_message = redact(provider_message)
+        job.next_poll_at = None
+        return True
+
+    return store.update(job_id, failed).applied
+
+
+def cancel(store: JobStore, job_id: str) -> Change[bool]:
+    """Cancel a job that has not finished; the committed outcome says whether it did."""
+    def canceled(job: JobRecord) -> bool:
+        job.status = JobStatus.CANCELED
+        job.error_code = ErrorCode.CANCELED
+        job.next_poll_at = None
+        return True
+
+    return store.update(job_id, canceled)
+
+
+def start_delivery(
+    store: JobStore, job_id: str, token: int, output_url: str, polled: bool = True
+) -> bool:
+    """A poll found the video: hand the job to the delivery chain."""
+    def ready(job: JobRecord) -> bool:
+        job.attempts += int(polled)
+        job.status = JobStatus.DELIVERING
+        job.output_url = output_url
+        job.progress = 100
+        job.next_poll_at = None
+        job.delivery_started_at = time.time()
+        job.consecutive_rate_limited = 0
+        return True
+
+    return fenced(store, job_id, token, ready).applied
+
+
+def redeliver(
+    store: JobStore, job_id: str, max_runs: int, budget_seconds: float, now: float
+) -> Literal["deliver", "exhausted"] | None:
+    """The sweeper found delivery overdue: run it again, or end it once its budget is spent."""
+    def again(job: JobRecord) -> Literal["deliver", "exhausted"] | Refuse:
+        if job.status is not JobStatus.DELIVERING:
+            return REFUSE
+        started = job.delivery_started_at or job.updated_at
+        if job.delivery_runs >= max_runs or now - started >= budget_seconds:
+            job.status = JobStatus.FAILED
+            job.error_code = ErrorCode.DELIVERY_FAILED
+            job.provider_message = "delivery budget spent"
+            return "exhausted"
+        job.delivery_runs += 1
+        return "deliver"
+
+    change: Change[Literal["deliver", "exhausted"]] = store.update(job_id, again)
+    return change.outcome
+
+
+def delivery_update(
+    store: JobStore, job_id: str, mutate: Callable[[JobRecord], None]
+) -> Change[bool]:
+    """Record what a delivery stage did, while the job is still being delivered."""
+    def record(job: JobRecord) -> bool | Refuse:
+        if job.status is not JobStatus.DELIVERING:
+            return REFUSE
+        mutate(job)
+        return True
+
+    return store.update(job_id, record)
+
+
+def succeed(store: JobStore, job_id: str) -> Change[bool]:
+    """A delivered job (its video stored) ends ``succeeded``."""
+    def done(job: JobRecord) -> bool | Refuse:
+        if job.status is not JobStatus.DELIVERING or not job.delivery.storage_key:
+            return REFUSE
+        job.status = JobStatus.SUCCEEDED
+        job.delivery.recorded_at = time.time()
+        return True
+
+    return store.update(job_id, done)
+
+
+def deadline_code(job: JobRecord) -> ErrorCode:
+    """Why a job that ran out of time failed: the provider never answered, or never let us ask."""
+    if job.consecutive_rate_limited > 0:
+        return ErrorCode.PROVIDER_RATE_LIMITED
+    return ErrorCode.PROVIDER_TIMEOUT
