@@ -13,7 +13,6 @@ from videopoll.local_redis import local_redis
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
 
-
 E2E_DIR = Path(__file__).parent / "e2e"
 
 
@@ -38,6 +37,14 @@ def fake() -> Iterator[FakeProvider]:
     server = start_in_thread()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_broker(redis_server: str) -> None:
+    """Anything this test process publishes reaches our own Redis, never the machine's :6379."""
+    from videopoll.celery_app import app as celery_app
+
+    celery_app.conf.broker_url = f"{redis_server}/14"
 
 
 @pytest.fixture

@@ -25,14 +25,6 @@ GOOD_POLL = {"sessionId": "user_123", "taskId": "veo_abc456", "model": "veo3", "
 GOOD_GEN = {"sessionId": "u", "model": "veo3", "prompt": "a cat", "aspectRatio": "16:9"}
 
 
-@pytest.fixture(autouse=True)
-def private_broker(redis_server: str) -> None:
-    """Were a case to get past validation, its publish must reach our Redis, not :6379."""
-    from videopoll.celery_app import app as celery_app
-
-    celery_app.conf.broker_url = f"{redis_server}/14"
-
-
 @pytest.fixture
 def app(settings: Settings) -> Flask:
     return create_app(settings.model_copy(update={"allow_private_urls": False}))

@@ -37,3 +37,10 @@ def test_no_sweep_yet_is_fine_only_just_after_start(rt: Runtime) -> None:
     resp = app.test_client().get("/healthz")
     assert resp.status_code == 503
     assert resp.get_json()["checks"]["beat"] == "error: no sweep has run"
+
+
+def test_an_unreadable_record_answers_a_json_error_naming_it(rt: Runtime) -> None:
+    rt.store.redis.set(rt.store.job_key("job_old"), "[" * 300 + "]" * 300)
+    resp = create_app(rt.settings, rt).test_client().get("/jobs/job_old")
+    assert resp.status_code == 500
+    assert resp.get_json()["error"] == "job_unreadable"

@@ -258,7 +258,7 @@ def _code(value: str) -> ErrorCode:
 
 
 def _after(rt: Runtime, job: JobRecord, retry_after: float | None) -> float:
-    """Honour ``Retry-After``; without one, back off from the normal interval (capped at 8×)."""
+    """Honour ``Retry-After``; without one, back off from the normal interval (at most 8 times)."""
     if retry_after is not None:
         return max(retry_after, 0.1)
     backoff: float = rt.settings.countdown_for(job.attempts + 1) * min(2**job.rate_limited, 8)

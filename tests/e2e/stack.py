@@ -39,19 +39,38 @@ class Stack:
                             "--workers", "1", "--bind", f"127.0.0.1:{self.api_port}",
                             "videopoll.api:create_app()"])
         self.start_worker()
-        self._spawn("beat", [str(BIN / "celery"), "-A", "videopoll.celery_app", "beat",
-                             "--loglevel", "INFO", "-s", str(self.workdir / "beat-schedule")])
+        self.start_beat()
         self.wait_until(lambda: self._healthy(), 30, "API healthy")
         return self
+
+    def start_beat(self, name: str = "beat") -> subprocess.Popen[bytes]:
+        """Start a beat as the Procfile does (no schedule file: the scheduler needs none)."""
+        return self._spawn(name, [str(BIN / "celery"), "-A", "videopoll.celery_app", "beat",
+                                  "--loglevel", "INFO", "-s", str(self.workdir / f"{name}-schedule")])  # TEMP
 
     def start_worker(self) -> None:
         self.worker_runs += 1
         name = f"worker{self.worker_runs}"
         self._spawn(name, [str(BIN / "celery"), "-A", "videopoll.celery_app", "worker",
                            "--pool", "threads", "--concurrency", "8", "--loglevel", "INFO",
+                           "-Q", "videopoll,videopoll-sweep",
                            "--without-gossip", "--without-mingle", "--without-heartbeat",
                            "--hostname", f"{name}@%h"])
         self.wait_until(lambda: " ready." in self.log(name), 30, f"{name} ready")
+
+    def stop_process(self, name: str, sig: signal.Signals = signal.SIGTERM,
+                     timeout: float = 30) -> int:
+        """Signal one process of the stack and wait for it to exit; return its exit code."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+        return proc.wait(timeout=timeout)
+
+    def received(self, task: str) -> int:
+        """How many ``task`` messages all worker runs so far have received (from their logs)."""
+        return sum(1 for run in range(1, self.worker_runs + 1)
+                   for line in self.log(f"worker{run}").splitlines()
+                   if f"Task {task}[" in line and " received" in line)
 
     def kill_worker(self) -> None:
         proc = self.procs[f"worker{self.worker_runs}"]

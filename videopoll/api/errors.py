@@ -11,6 +11,8 @@ from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from videopoll.store import UnreadableJobError
+
 log = logging.getLogger(__name__)
 
 
@@ -77,6 +79,13 @@ def register(app: Flask) -> None:
             return _unexpected(exc)
         log.warning("job store unavailable: %s", type(exc).__name__)
         return _api_error(store_unavailable("the job store is unavailable; retry later"))
+
+    @app.errorhandler(UnreadableJobError)
+    def _unreadable(exc: UnreadableJobError) -> ResponseReturnValue:
+        # A record written before today's limits (or damaged): say which, not "unexpected".
+        log.error("unreadable job record", extra={"job_id": exc.job_id, "reason": exc.reason})
+        return jsonify({"error": "job_unreadable",
+                        "message": f"job {exc.job_id!r} is stored but cannot be read"}), 500
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> ResponseReturnValue:
