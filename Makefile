@@ -25,7 +25,7 @@ test: $(STAMP) redis-binary
 	$(BIN)/pytest
 
 test-fast: $(STAMP) redis-binary
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow and not e2e"
 
 lint: $(STAMP)
 	$(BIN)/ruff check videopoll tests celeryconfig.py

@@ -6,6 +6,8 @@ typed settings (the one place that reads the environment).
 
 from __future__ import annotations
 
+from kombu.entity import Queue
+
 from videopoll.settings import load_settings
 
 _settings = load_settings()
@@ -50,12 +52,21 @@ worker_cancel_long_running_tasks_on_connection_loss = True
 task_time_limit = 15 * 60
 task_soft_time_limit = 14 * 60
 
+# The sweep has a queue of its own: on the poll queue it waited behind any backlog and expired
+# there, exactly when recovery mattered. Every worker consumes both (a worker started without
+# -Q takes all of task_queues); kombu's Redis transport round-robins BRPOP over its queues, so
+# a sweep waits at most for the prefetched window, never for the backlog.
 task_default_queue = "videopoll"
+task_queues = (Queue("videopoll"), Queue("videopoll-sweep"))  # type: ignore[no-untyped-call]
 task_routes = {
     "videopoll.poll_job": {"queue": "videopoll"},
-    "videopoll.sweep": {"queue": "videopoll"},
+    "videopoll.sweep": {"queue": "videopoll-sweep"},
 }
 
+# Beat keeps its schedule in memory (no file: a fresh clone has no var/) and fires only while
+# it holds a lease in Redis, so a second beat is a hot standby, not a second sweeper.
+beat_scheduler = "videopoll.beat:LeaderScheduler"
+beat_max_loop_interval = min(_settings.sweep_interval_seconds, 5.0)
 beat_schedule = {
     "sweep": {
         "task": "videopoll.sweep",

@@ -69,8 +69,8 @@ def run_demo(procfile: str, exit_after: bool) -> int:
     print(f"starting web, worker, beat, flower and the fake provider (logs: {log_path})",
           flush=True)
     with open(log_path, "ab") as log:
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "-f", procfile, "start"], env=env,
+        stack = subprocess.Popen(  # restarts a process that dies; see videopoll.supervise
+            [sys.executable, "-m", "videopoll.supervise", "-f", procfile], env=env,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
@@ -93,7 +93,8 @@ def run_demo(procfile: str, exit_after: bool) -> int:
 
 
 def stop(stack: subprocess.Popen[bytes]) -> None:
-    """Stop every process the stack started: SIGTERM the group, then SIGKILL stragglers."""
+    """Stop the stack: the supervisor stops each process's group (SIGTERM, then SIGKILL after
+    15 s); SIGKILL the supervisor only if it hangs past that."""
     try:
         os.killpg(stack.pid, signal.SIGTERM)
         stack.wait(timeout=20)

@@ -46,7 +46,7 @@ class Stack:
     def start_beat(self, name: str = "beat") -> subprocess.Popen[bytes]:
         """Start a beat as the Procfile does (no schedule file: the scheduler needs none)."""
         return self._spawn(name, [str(BIN / "celery"), "-A", "videopoll.celery_app", "beat",
-                                  "--loglevel", "INFO", "-s", str(self.workdir / f"{name}-schedule")])  # TEMP
+                                  "--loglevel", "INFO"])
 
     def start_worker(self) -> None:
         self.worker_runs += 1
@@ -67,10 +67,17 @@ class Stack:
         return proc.wait(timeout=timeout)
 
     def received(self, task: str) -> int:
-        """How many ``task`` messages all worker runs so far have received (from their logs)."""
+        """How many ``task`` messages all worker runs so far received (expired ones too)."""
+        return self._task_lines(task, " received")
+
+    def ran(self, task: str) -> int:
+        """How many ``task`` runs all worker runs so far finished (expired messages never run)."""
+        return self._task_lines(task, " succeeded in ")
+
+    def _task_lines(self, task: str, what: str) -> int:
         return sum(1 for run in range(1, self.worker_runs + 1)
                    for line in self.log(f"worker{run}").splitlines()
-                   if f"Task {task}[" in line and " received" in line)
+                   if f"Task {task}[" in line and what in line)
 
     def kill_worker(self) -> None:
         proc = self.procs[f"worker{self.worker_runs}"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from videopoll.local_redis import free_port
 
@@ -23,15 +25,16 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.mark.slow
-def test_run_demo_delivers_then_ctrl_c_stops_everything(
-    redis_server: str, tmp_path: Path
-) -> None:
+def start_demo(
+    redis_url: str, state_dir: Path
+) -> tuple[subprocess.Popen[str], dict[str, int], str]:
+    """Start ``videopoll run-demo`` on free ports; return it, its ports and its output so far
+    (up to the "stack running" line, i.e. after the demo job ended)."""
     ports = {"API_PORT": free_port(), "FLOWER_PORT": free_port(), "FAKE_PROVIDER_PORT": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update({k: str(v) for k, v in ports.items()})
-    env.update(REDIS_URL=f"{redis_server}/14", STATE_DIR=str(tmp_path),
-               STORAGE_URL=(tmp_path / "videos").as_uri(), POLL_INTERVAL_SECONDS="0.5",
+    env.update(REDIS_URL=redis_url, STATE_DIR=str(state_dir),
+               STORAGE_URL=(state_dir / "videos").as_uri(), POLL_INTERVAL_SECONDS="0.5",
                PYTHONPATH=str(REPO))
     demo = subprocess.Popen([str(BIN / "videopoll"), "run-demo"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -43,7 +46,28 @@ def test_run_demo_delivers_then_ctrl_c_stops_everything(
         lines.append(line)
         if "stack running" in line or not line:
             break
-    output = "".join(lines)
+    return demo, ports, "".join(lines)
+
+
+def started_pids(state_dir: Path, name: str) -> list[int]:
+    """Pids the supervisor logged for each start of process ``name``."""
+    log = (state_dir / "stack.log").read_text()
+    return [int(pid) for pid in re.findall(rf"\| {name}(?:\.1)? started \(pid=(\d+)\)", log)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_run_demo_delivers_then_ctrl_c_stops_everything(
+    redis_server: str, tmp_path: Path
+) -> None:
+    demo, ports, output = start_demo(f"{redis_server}/14", tmp_path)
     assert "succeeded   Your video is ready." in output, output
     assert "running     Your video is being generated." in output, output
     videos = list((tmp_path / "videos").glob("*.mp4"))
@@ -57,3 +81,39 @@ def test_run_demo_delivers_then_ctrl_c_stops_everything(
     assert not any(listening(p) for p in ports.values())
     leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", leftover.stdout
+
+
+@pytest.mark.slow
+def test_run_demo_restarts_a_worker_killed_with_sigkill(redis_server: str, tmp_path: Path) -> None:
+    """One process dying no longer stops the stack: it comes back and jobs still finish."""
+    demo, ports, output = start_demo(f"{redis_server}/13", tmp_path)
+    try:
+        assert "stack running" in output, output
+        [worker] = started_pids(tmp_path, "worker")
+        others = {name: started_pids(tmp_path, name) for name in ("web", "beat", "fake")}
+
+        os.kill(worker, signal.SIGKILL)
+
+        deadline = time.monotonic() + 60
+        while len(started_pids(tmp_path, "worker")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(started_pids(tmp_path, "worker")) == 2, (tmp_path / "stack.log").read_text()
+        assert {name: started_pids(tmp_path, name) for name in others} == others
+        api = f"http://127.0.0.1:{ports['API_PORT']}"
+        body = {"sessionId": "u", "model": "veo3_fast", "prompt": "after the crash (ok2)"}
+        job_id = requests.post(f"{api}/jobs", json=body, timeout=10).json()["jobId"]
+        view: dict[str, object] = {}
+        while time.monotonic() < deadline + 60:
+            view = requests.get(f"{api}/jobs/{job_id}", timeout=10).json()
+            if view["status"] in {"succeeded", "failed", "canceled"}:
+                break
+            time.sleep(0.3)
+        assert view["status"] == "succeeded", view
+    finally:
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=40) == 0
+    time.sleep(0.5)
+    everything = [pid for name in ("web", "worker", "beat", "flower", "fake")
+                  for pid in started_pids(tmp_path, name)]
+    assert not [pid for pid in everything if alive(pid)]
+    assert not any(listening(p) for p in ports.values())
