@@ -14,6 +14,6 @@ app.config_from_object("celeryconfig")
 
 
 @signals.setup_logging.connect
-def _json_logs(**_: object) -> None:
-    """Use our JSON log lines in workers and beat instead of Celery's own format."""
-    configure_logging()
+def _json_logs(loglevel: int | str | None = None, **_: object) -> None:
+    """Use our JSON log lines in workers and beat, at the level ``--loglevel`` asked for."""
+    configure_logging(loglevel or "INFO")

@@ -10,6 +10,17 @@ from typing import Any
 from videopoll.redact import redact
 
 _STD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+EXTRA_CHARS = 2000
+TRACE_HEAD = 1000
+TRACE_TAIL = 3000
+
+
+def _trim_trace(text: str) -> str:
+    """Keep the start (where it began) and the end (the frames that failed and the error)."""
+    if len(text) <= TRACE_HEAD + TRACE_TAIL:
+        return text
+    cut = len(text) - TRACE_HEAD - TRACE_TAIL
+    return f"{text[:TRACE_HEAD]}\n… {cut} chars …\n{text[-TRACE_TAIL:]}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,18 +33,35 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STD and not key.startswith("_"):
-                out[key] = redact(value, 500) if isinstance(value, str) else value
+                out[key] = _scrub(value)
         if record.exc_info:
-            out["exc"] = redact(self.formatException(record.exc_info), 4000)
+            trace = self.formatException(record.exc_info)
+            out["exc"] = _trim_trace(redact(trace, len(trace)))
         return json.dumps(out, default=str)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Install the JSON handler on the root logger once."""
+def _scrub(value: Any) -> Any:
+    """Redact any value a log call passes as ``extra``: strings, and containers as JSON."""
+    if isinstance(value, str):
+        return redact(value, EXTRA_CHARS)
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    text = json.dumps(value, default=str)
+    scrubbed = redact(text, len(text))
+    if len(scrubbed) > EXTRA_CHARS:
+        return scrubbed[:EXTRA_CHARS]
+    try:
+        return json.loads(scrubbed)
+    except ValueError:
+        return scrubbed
+
+
+def configure_logging(level: int | str = logging.INFO) -> None:
+    """Install the JSON handler on the root logger once; later calls only change the level."""
     root = logging.getLogger()
+    root.setLevel(level)
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
-    root.setLevel(level)
