@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import requests
 
 from videopoll.fake_provider import FakeProvider, start_in_thread
-from videopoll.local_redis import local_redis
+from videopoll.local_redis import free_port, local_redis
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
 
@@ -35,6 +40,46 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def fake() -> Iterator[FakeProvider]:
     """The bundled fake KIE.ai server on a free loopback port."""
     server = start_in_thread()
+    yield server
+    server.stop()
+
+
+class MotoServer:
+    """moto's standalone S3 server as a real process on a loopback port (stoppable)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MotoServer:
+        binary = Path(sys.executable).parent / "moto_server"
+        self.proc = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.url, timeout=1)
+                return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError("moto_server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def aws_test_credentials() -> dict[str, str]:
+    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoServer]:
+    os.environ.update(aws_test_credentials())  # boto3 reads them; moto accepts any
+    server = MotoServer().start()
     yield server
     server.stop()
 

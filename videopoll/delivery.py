@@ -20,6 +20,7 @@ from videopoll.download import stream
 from videopoll.errors import DeliveryError
 from videopoll.models import JobRecord, JobStatus
 from videopoll.runtime import Runtime
+from videopoll.storage import video_key
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,15 @@ StoreOutcome = Literal["stored", "held", "skipped"]
 
 
 def storage_key(job: JobRecord) -> str:
-    return f"{job.job_id}.mp4"
+    return video_key(job.model, job.job_id, job.created_at)
+
+
+def object_metadata(job: JobRecord) -> dict[str, str]:
+    """Tags on the stored object, so a video found in the bucket leads back to its job."""
+    meta = {"job-id": job.job_id, "model": job.model}
+    if job.provider_task_id:
+        meta["provider-task-id"] = job.provider_task_id
+    return meta
 
 
 def store_output(rt: Runtime, job_id: str) -> StoreOutcome:
@@ -57,7 +66,8 @@ def store_output(rt: Runtime, job_id: str) -> StoreOutcome:
             s = rt.settings
             chunks = stream(job.output_url, s.max_download_bytes, s.download_timeout_seconds,
                             s.allow_private_urls)
-            stored = rt.storage.put_stream(key, _renewing(rt, job_id, owner, chunks))
+            stored = rt.storage.put_stream(key, _renewing(rt, job_id, owner, chunks),
+                                           object_metadata(job))
     except BaseException:
         rt.store.abandon_stage(job_id, "store", owner)
         raise

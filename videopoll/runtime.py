@@ -80,7 +80,9 @@ def build_runtime(settings: Settings, redis_timeout: float | None = None) -> Run
         settings=settings,
         store=JobStore(client, settings.key_prefix, timings),
         limiter=RateLimiter(client, settings.key_prefix),
-        storage=build_storage(settings.storage_url),
+        storage=build_storage(settings.storage_url, endpoint_url=settings.s3_endpoint_url,
+                              public_base_url=settings.public_video_base_url,
+                              presign_seconds=settings.presign_seconds),
         notifier=build_notifier(settings),
     )
 

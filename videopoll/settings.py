@@ -53,6 +53,10 @@ class Settings(BaseSettings):
 
     storage_url: str = "file://./var/videos"
     s3_endpoint_url: str | None = None
+    # Links for people: a public base (CDN, public bucket) when set, else a presigned GET
+    # made at read time (S3) or the API's /videos/<key> (file storage).
+    public_video_base_url: str | None = None
+    presign_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     max_download_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
     download_timeout_seconds: float = Field(default=60.0, gt=0)
     allow_private_urls: bool = False

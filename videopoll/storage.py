@@ -1,49 +1,78 @@
 """Where delivered videos live. Stages pass storage keys, never local paths.
 
-``file:///path`` is the embedded default; S3 arrives with the delivery issue and plugs in as
-another ``Storage`` subclass chosen by the URL scheme.
+``file:///path`` is the embedded default; ``s3://bucket/prefix`` streams into S3 (or any S3
+API, with ``S3_ENDPOINT_URL``) as a multipart upload, one part in memory at a time, so a
+300 MB video needs one part's worth of RAM. The job keeps the permanent location; links for
+people (``link_for``) are made when needed, since presigned links expire.
 """
 
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
+from urllib.parse import quote, urlparse
+
+from videopoll.errors import DeliveryError
+
+PART_BYTES = 8 * 1024 * 1024  # S3's minimum part is 5 MiB; 8 keeps memory flat and calls few
+CONTENT_TYPE = "video/mp4"
 
 
 @dataclass(frozen=True)
 class StoredObject:
     key: str
-    url: str
+    url: str  # the permanent location (file:// or s3://), for operators, never for users
     size_bytes: int
 
 
+def video_key(model: str, job_id: str, created_at: float) -> str:
+    """``videos/{model}/{yyyy}/{mm}/{jobId}.mp4``: browsable by model and month."""
+    when = dt.datetime.fromtimestamp(created_at, tz=dt.UTC)
+    return f"videos/{model}/{when:%Y}/{when:%m}/{job_id}.mp4"
+
+
 class Storage(abc.ABC):
+    def __init__(self, public_base_url: str | None = None) -> None:
+        self.public_base_url = public_base_url.rstrip("/") + "/" if public_base_url else None
+
     @abc.abstractmethod
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> StoredObject:
+    def put_stream(
+        self, key: str, chunks: Iterable[bytes], metadata: dict[str, str] | None = None
+    ) -> StoredObject:
         """Write ``chunks`` under ``key`` all-or-nothing: a failed upload leaves no object."""
 
     @abc.abstractmethod
     def stat(self, key: str) -> StoredObject | None:
         """The stored object, if ``key`` exists."""
 
+    def link_for(self, key: str, api_base_url: str | None = None) -> str | None:
+        """A link a person can open, made now: the public URL when one is configured."""
+        if self.public_base_url:
+            return self.public_base_url + quote(key)
+        return None
+
 
 class FileStorage(Storage):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, public_base_url: str | None = None) -> None:
+        super().__init__(public_base_url)
         self.root = root.resolve()
 
-    def _path(self, key: str) -> Path:
+    def path(self, key: str) -> Path:
         path = (self.root / key).resolve()
         if self.root not in path.parents:
             raise ValueError(f"storage key escapes the storage root: {key!r}")
         return path
 
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> StoredObject:
-        path = self._path(key)
+    def put_stream(
+        self, key: str, chunks: Iterable[bytes], metadata: dict[str, str] | None = None
+    ) -> StoredObject:
+        path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
         size = 0
@@ -59,15 +88,120 @@ class FileStorage(Storage):
         return StoredObject(key=key, url=path.as_uri(), size_bytes=size)
 
     def stat(self, key: str) -> StoredObject | None:
-        path = self._path(key)
+        path = self.path(key)
         if not path.is_file():
             return None
         return StoredObject(key=key, url=path.as_uri(), size_bytes=path.stat().st_size)
 
+    def link_for(self, key: str, api_base_url: str | None = None) -> str | None:
+        """The public URL, or the API's ``/videos/<key>``: never a path on this server."""
+        public = super().link_for(key)
+        if public or not api_base_url:
+            return public
+        return f"{api_base_url.rstrip('/')}/videos/{quote(key)}"
 
-def build_storage(storage_url: str) -> Storage:
+
+class S3Storage(Storage):
+    """Multipart uploads into S3; a failure aborts the upload, so no partial object remains."""
+
+    def __init__(self, bucket: str, prefix: str, client: Any, public_base_url: str | None = None,
+                 presign_seconds: int = 3600, part_bytes: int = PART_BYTES) -> None:
+        super().__init__(public_base_url)
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = client
+        self.presign_seconds = presign_seconds
+        self.part_bytes = part_bytes
+
+    def put_stream(
+        self, key: str, chunks: Iterable[bytes], metadata: dict[str, str] | None = None
+    ) -> StoredObject:
+        full = self.prefix + key
+        upload = self._call("create_multipart_upload", Bucket=self.bucket, Key=full,
+                            ContentType=CONTENT_TYPE, Metadata=metadata or {})
+        upload_id = upload["UploadId"]
+        parts: list[dict[str, Any]] = []
+        size = 0
+        buffer = bytearray()
+        try:
+            for chunk in chunks:
+                buffer += chunk
+                size += len(chunk)
+                while len(buffer) >= self.part_bytes:
+                    self._part(full, upload_id, parts, bytes(buffer[:self.part_bytes]))
+                    del buffer[:self.part_bytes]
+            if buffer or not parts:
+                self._part(full, upload_id, parts, bytes(buffer))
+            self._call("complete_multipart_upload", Bucket=self.bucket, Key=full,
+                       UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            self._abort(full, upload_id)
+            raise
+        return StoredObject(key=key, url=f"s3://{self.bucket}/{full}", size_bytes=size)
+
+    def stat(self, key: str) -> StoredObject | None:
+        from botocore.exceptions import ClientError
+
+        full = self.prefix + key
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=full)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _delivery_error("head_object", exc) from exc
+        except Exception as exc:
+            raise _delivery_error("head_object", exc) from exc
+        return StoredObject(key=key, url=f"s3://{self.bucket}/{full}",
+                            size_bytes=int(head["ContentLength"]))
+
+    def link_for(self, key: str, api_base_url: str | None = None) -> str | None:
+        public = super().link_for(key)
+        if public:
+            return public
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self.prefix + key},
+            ExpiresIn=self.presign_seconds)
+        return url
+
+    def _part(self, key: str, upload_id: str, parts: list[dict[str, Any]], body: bytes) -> None:
+        number = len(parts) + 1
+        answer = self._call("upload_part", Bucket=self.bucket, Key=key, UploadId=upload_id,
+                            PartNumber=number, Body=body)
+        parts.append({"ETag": answer["ETag"], "PartNumber": number})
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except Exception:  # S3 itself may be what failed; its lifecycle rule cleans up later
+            pass
+
+    def _call(self, name: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, name)(**kwargs)
+        except Exception as exc:
+            raise _delivery_error(name, exc) from exc
+
+
+def _delivery_error(operation: str, exc: Exception) -> DeliveryError:
+    """Storage faults are ours, and worth retrying: the video is still at the provider."""
+    return DeliveryError(f"storage {operation} failed: {type(exc).__name__}")
+
+
+def build_storage(storage_url: str, *, endpoint_url: str | None = None,
+                  public_base_url: str | None = None, presign_seconds: int = 3600) -> Storage:
     parsed = urlparse(storage_url)
     if parsed.scheme == "file":
         raw = f"{parsed.netloc}{parsed.path}"  # file://./var keeps a relative path
-        return FileStorage(Path(raw or "."))
-    raise ValueError(f"STORAGE_URL scheme {parsed.scheme!r} is not supported (use file://)")
+        return FileStorage(Path(raw or "."), public_base_url)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError("STORAGE_URL s3://bucket/prefix needs a bucket")
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client(
+            "s3", endpoint_url=endpoint_url,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                          connect_timeout=5, read_timeout=60, signature_version="s3v4"))
+        return S3Storage(parsed.netloc, parsed.path, client, public_base_url, presign_seconds)
+    raise ValueError(f"STORAGE_URL scheme {parsed.scheme!r} is not supported (use file:// or s3://)")

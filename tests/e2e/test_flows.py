@@ -8,9 +8,9 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
+import requests
 
 from tests.e2e.stack import Stack
 from videopoll.fake_provider import FakeProvider
@@ -27,7 +27,12 @@ def n8n(task_id: str, model: str = "veo3", **extra: object) -> dict[str, object]
 
 
 def stored_bytes(view: dict[str, object]) -> bytes:
-    return Path(urlparse(str(view["outputUrl"])).path).read_bytes()
+    """What a person opening ``outputUrl`` gets: a link to our API, never a server path."""
+    url = str(view["outputUrl"])
+    assert url.startswith("http://") and "/videos/videos/" in url, url
+    resp = requests.get(url, timeout=10)
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "video/mp4"
+    return resp.content
 
 
 def notified(stack: Stack, job_id: str) -> list[str]:

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import redis
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, send_file
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
@@ -21,6 +21,7 @@ from videopoll.errors import DeliveryError
 from videopoll.messages import user_message
 from videopoll.models import GenerateRequest, JobRecord, PollVideoRequest
 from videopoll.runtime import Runtime
+from videopoll.storage import FileStorage
 from videopoll.submission import generate_job_record, poll_job_record
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,9 @@ def runtime() -> Runtime:
 
 @bp.before_request
 def authenticate() -> None:
-    if request.endpoint != "api.healthz":
+    # /videos/<key> links go to people (Telegram, Slack): the random job id in the key is the
+    # capability, as with a presigned S3 link.
+    if request.endpoint not in ("api.healthz", "api.video_file"):
         check_caller(runtime().settings.secret("api_token"))
 
 
@@ -166,6 +169,21 @@ def cancel_job(job_id: str) -> ResponseReturnValue:
     return jsonify(job_view(change.job))
 
 
+@bp.get("/videos/<path:key>")
+def video_file(key: str) -> ResponseReturnValue:
+    """Serve a stored video when storage is a local folder (the offline stack)."""
+    storage = runtime().storage
+    if not isinstance(storage, FileStorage):
+        raise ApiError(404, "not_found", "videos are served by the storage service")
+    try:
+        path = storage.path(key)
+    except ValueError:
+        raise ApiError(404, "not_found", "no such video") from None
+    if not path.is_file():
+        raise ApiError(404, "not_found", "no such video")
+    return send_file(path, mimetype="video/mp4", conditional=True)
+
+
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
     rt = runtime()
@@ -215,7 +233,13 @@ def _iso(ts: float | None) -> str | None:
 
 
 def job_view(job: JobRecord) -> dict[str, Any]:
-    """The public shape of a job: user-facing words, never raw provider errors."""
+    """The public shape of a job: user-facing words, never raw provider errors.
+
+    ``outputUrl`` is a link made now (public, presigned, or this API's ``/videos/``), never
+    the storage location itself: a presigned link expires, and a file path is nobody's business.
+    """
+    key = job.delivery.storage_key
+    link = runtime().storage.link_for(key, request.host_url) if key else None
     return {
         "jobId": job.job_id,
         "status": job.status.value,
@@ -225,7 +249,7 @@ def job_view(job: JobRecord) -> dict[str, Any]:
         "maxAttempts": job.max_attempts,
         "nextPollAt": _iso(job.next_poll_at) if not job.status.terminal else None,
         "providerTaskId": job.provider_task_id,
-        "outputUrl": job.delivery.storage_url,
+        "outputUrl": link,
         "errorCode": job.error_code.value if job.error_code else None,
         "progress": job.progress,
         "createdAt": _iso(job.created_at),

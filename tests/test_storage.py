@@ -1,0 +1,119 @@
+"""Storage against a real S3 endpoint (moto's server over HTTP) and the local folder."""
+
+from __future__ import annotations
+
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from tests.conftest import MotoServer
+from videopoll.errors import DeliveryError
+from videopoll.storage import FileStorage, S3Storage, build_storage, video_key
+
+MiB = 1024 * 1024
+
+
+def s3(server: MotoServer, **kw: object) -> S3Storage:
+    bucket = f"videos-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=server.url).create_bucket(Bucket=bucket)
+    storage = build_storage(f"s3://{bucket}/prefix", endpoint_url=server.url, **kw)  # type: ignore[arg-type]
+    assert isinstance(storage, S3Storage)
+    return storage
+
+
+def chunks(total: int, size: int = 256 * 1024) -> Iterator[bytes]:
+    sent = 0
+    while sent < total:
+        n = min(size, total - sent)
+        yield bytes([sent // size % 251]) * n
+        sent += n
+
+
+def test_key_layout_is_by_model_and_month() -> None:
+    assert video_key("veo3", "job_abc", 1_795_000_000) == "videos/veo3/2026/11/job_abc.mp4"
+
+
+def test_s3_round_trip_with_content_type_and_metadata(s3_server: MotoServer) -> None:
+    storage = s3(s3_server)
+    stored = storage.put_stream("videos/veo3/2026/11/job_1.mp4", [b"mp4!", b"data"],
+                                {"job-id": "job_1", "model": "veo3"})
+    assert stored.url == f"s3://{storage.bucket}/prefix/videos/veo3/2026/11/job_1.mp4"
+    assert stored.size_bytes == 8
+    head = storage.client.head_object(Bucket=storage.bucket, Key="prefix/" + stored.key)
+    assert head["ContentType"] == "video/mp4"
+    assert head["Metadata"] == {"job-id": "job_1", "model": "veo3"}
+    assert storage.stat(stored.key) == stored
+    assert storage.stat("videos/none.mp4") is None
+
+
+def test_a_presigned_link_is_made_at_read_time_and_opens(s3_server: MotoServer) -> None:
+    storage = s3(s3_server, presign_seconds=600)
+    storage.put_stream("v.mp4", [b"video-bytes"])
+    link = storage.link_for("v.mp4")
+    assert link is not None and "Signature" in link and "Expires=" in link
+    assert requests.get(link, timeout=10).content == b"video-bytes"
+
+
+def test_a_public_base_url_wins_over_presigning(s3_server: MotoServer) -> None:
+    storage = s3(s3_server, public_base_url="https://cdn.example/v/")
+    assert storage.link_for("videos/a b.mp4") == "https://cdn.example/v/videos/a%20b.mp4"
+
+
+def test_a_multi_part_upload_reassembles_exactly(s3_server: MotoServer) -> None:
+    storage = s3(s3_server)
+    storage.part_bytes = 5 * MiB  # S3's smallest part
+    body = b"".join(chunks(12 * MiB + 123))
+    stored = storage.put_stream("big.mp4", chunks(12 * MiB + 123))
+    assert stored.size_bytes == len(body)
+    got = storage.client.get_object(Bucket=storage.bucket, Key="prefix/big.mp4")["Body"].read()
+    assert got == body
+
+
+def test_s3_stopping_mid_upload_is_a_retryable_error_and_leaves_no_object() -> None:
+    server = MotoServer().start()
+    try:
+        storage = s3(server)
+        storage.part_bytes = 5 * MiB
+
+        def dies_after_first_part() -> Iterator[bytes]:
+            yield from chunks(6 * MiB)
+            server.stop()  # S3 goes away between parts
+            yield from chunks(6 * MiB)
+
+        with pytest.raises(DeliveryError) as info:
+            storage.put_stream("cut.mp4", dies_after_first_part())
+        assert not info.value.permanent  # the video is still at the provider: try again
+        server.start()  # a fresh S3: nothing half-written is visible
+        storage.client.create_bucket(Bucket=storage.bucket)
+        assert storage.stat("cut.mp4") is None
+        stored = storage.put_stream("cut.mp4", chunks(6 * MiB))  # the retry succeeds
+        assert stored.size_bytes == 6 * MiB
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_a_300_mb_video_streams_with_flat_memory(s3_server: MotoServer) -> None:
+    storage = s3(s3_server)
+    tracemalloc.start()
+    try:
+        stored = storage.put_stream("huge.mp4", chunks(300 * MiB))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stored.size_bytes == 300 * MiB
+    assert peak < 40 * MiB, f"peak {peak / MiB:.1f} MiB"  # one 8 MiB part, a few copies
+
+
+def test_file_links_never_show_a_server_path(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    storage.put_stream("videos/veo3/2026/11/job_1.mp4", [b"x"])
+    link = storage.link_for("videos/veo3/2026/11/job_1.mp4", "http://api.local:8000/")
+    assert link == "http://api.local:8000/videos/videos/veo3/2026/11/job_1.mp4"
+    assert str(tmp_path) not in link
+    assert storage.link_for("videos/x.mp4") is None  # no API and no public base: no link
