@@ -16,7 +16,7 @@ from videopoll.errors import DeliveryError
 from videopoll.fake_provider import FakeProvider
 from videopoll.messages import ERROR_MESSAGES
 from videopoll.models import ErrorCode, JobRecord, JobStatus
-from videopoll.notify import ConsoleNotifier
+from videopoll.notifiers import ConsoleNotifier
 from videopoll.polling import fail
 from videopoll.runtime import Runtime
 
@@ -26,7 +26,7 @@ SAMPLE = Path(delivery.__file__).parent / "fake_provider" / "sample.mp4"
 @pytest.fixture
 def out(rt: Runtime) -> io.StringIO:
     buffer = io.StringIO()
-    rt.notifier = ConsoleNotifier(buffer)
+    rt.notifiers = [ConsoleNotifier(buffer)]
     return buffer
 
 

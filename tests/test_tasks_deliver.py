@@ -17,16 +17,18 @@ from tests.test_delivery import delivering
 from videopoll import delivery, transitions
 from videopoll.fake_provider import FakeProvider
 from videopoll.models import ErrorCode, JobRecord, JobStatus
-from videopoll.notify import ConsoleNotifier, Notifier
+from videopoll.notifiers import ConsoleNotifier, Notice, Notifier
 from videopoll.runtime import Runtime
 from videopoll.tasks import deliver
 
 
 class BrokenNotifier(Notifier):
+    name = "broken"
+
     def __init__(self) -> None:
         self.calls = 0
 
-    def send(self, job: JobRecord) -> str:
+    def send(self, job: JobRecord, notice: Notice) -> str:
         self.calls += 1
         raise ConnectionError("notifier down")
 
@@ -52,7 +54,8 @@ def test_a_notifier_that_keeps_failing_retries_then_ends_delivery_failed_once(
 ) -> None:
     job_id = delivering(rt, f"{fake.base_url}/files/veo_ok1_n.mp4")
     delivery.store_output(rt, job_id)
-    rt.notifier = broken = BrokenNotifier()
+    broken = BrokenNotifier()
+    rt.notifiers = [broken]
     with pytest.raises(Ignore):
         run_task(deliver.notify_user, job_id, retries=deliver.NOTIFY_MAX_RETRIES)
 
@@ -82,7 +85,7 @@ def test_cancel_during_delivery_stops_it_and_tells_the_user_once(
     rt: Runtime, fake: FakeProvider, finished: list[str]
 ) -> None:
     out = io.StringIO()
-    rt.notifier = ConsoleNotifier(out)
+    rt.notifiers = [ConsoleNotifier(out)]
     job_id = delivering(rt, f"{fake.base_url}/files/veo_ok1_c.mp4")
     assert transitions.cancel(rt.store, job_id).applied
     with pytest.raises(Ignore):  # the delivery chain stops before downloading anything

@@ -15,10 +15,14 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal, cast
 
-from videopoll import transitions
+from videopoll import session, transitions
 from videopoll.download import stream
-from videopoll.errors import DeliveryError
+from videopoll.errors import DeliveryError, NotifyError
+from videopoll.job_view import job_view
+from videopoll.messages import user_message
 from videopoll.models import JobRecord, JobStatus
+from videopoll.notifiers import Button, Event, Notice, Video
+from videopoll.redact import redact
 from videopoll.runtime import Runtime
 from videopoll.storage import video_key
 
@@ -96,38 +100,116 @@ def _renewing(rt: Runtime, job_id: str, owner: str, chunks: Iterable[bytes]) -> 
 
 
 def notify_user(rt: Runtime, job_id: str) -> None:
-    """Send the user their result (or the failure message) exactly once per job."""
-    _notify_once(rt, job_id, "notify")
+    """Tell every channel how the job ended, each exactly once (a retry skips the done ones)."""
+    job = rt.store.get(job_id)
+    event = _final_event(job) if job is not None else None
+    if job is not None and event is not None:
+        _notify(rt, job, event, "notify")
 
 
 def notify_delayed(rt: Runtime, job_id: str) -> None:
     """Tell the user, once, that the job passed its normal attempts and is still checked."""
     job = rt.store.get(job_id)
     if job is not None and job.status is JobStatus.DELAYED:
-        _notify_once(rt, job_id, "notify_delayed")
+        _notify(rt, job, "delayed", "delayed")
 
 
-def _notify_once(rt: Runtime, job_id: str, stage: str) -> None:
-    job = rt.store.get(job_id)
-    if job is None:
-        return
-    owner = rt.store.begin_stage(job_id, stage, STAGE_LEASE_SECONDS)
-    if owner is None:
-        return
-    try:
-        message_id = rt.notifier.send(job)
-    except BaseException:
-        rt.store.abandon_stage(job_id, stage, owner)
-        raise
-    rt.store.finish_stage(job_id, stage, owner)
-    if stage != "notify":
-        return
+def _final_event(job: JobRecord) -> Event | None:
+    if job.status in (JobStatus.DELIVERING, JobStatus.SUCCEEDED):
+        return "succeeded"
+    if job.status is JobStatus.FAILED:
+        return "failed"
+    if job.status is JobStatus.CANCELED:
+        return "canceled"
+    return None
 
-    def record(j: JobRecord) -> None:
-        j.delivery.notified_at = time.time()
-        j.delivery.notify_message_id = message_id
 
-    transitions.delivery_update(rt.store, job_id, record)
+def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> None:
+    """Send ``event`` on every channel not yet done; raise the first retryable failure."""
+    notice = notice_for(rt, job, event)
+    pending: NotifyError | None = None
+    for notifier in rt.notifiers:
+        stage = f"{prefix}:{notifier.name}"
+        owner = rt.store.begin_stage(job.job_id, stage, STAGE_LEASE_SECONDS)
+        if owner is None:
+            continue  # done, or another worker is sending it right now
+        skip = notifier.skip_reason(job, notice)
+        if skip is not None:
+            result: dict[str, Any] = {"status": "skipped", "reason": skip}
+        else:
+            try:
+                result = {"status": "sent", "message_id": notifier.send(job, notice)}
+            except NotifyError as exc:
+                if not exc.permanent:
+                    rt.store.abandon_stage(job.job_id, stage, owner)
+                    pending = pending or exc
+                    continue
+                result = {"status": "failed", "error": redact(exc.reason)}
+            except Exception as exc:  # a channel's own bug must not stop the others
+                log.exception("notifier failed", extra={"job_id": job.job_id,
+                                                         "channel": notifier.name})
+                rt.store.abandon_stage(job.job_id, stage, owner)
+                pending = pending or NotifyError(f"{notifier.name}: {type(exc).__name__}")
+                continue
+        # the receipt is written before the stage is marked done: a resend checks it first
+        rt.store.record_channel(job.job_id, stage, {**result, "at": round(time.time(), 3)})
+        rt.store.finish_stage(job.job_id, stage, owner)
+    if pending is not None:
+        raise pending
+
+
+def any_channel_reached(rt: Runtime, job_id: str) -> bool:
+    results = rt.store.channel_results(job_id)
+    return any(r.get("status") == "sent" for k, r in results.items() if k.startswith("notify:"))
+
+
+def notice_for(rt: Runtime, job: JobRecord, event: Event) -> Notice:
+    """The words, the link (made now) and the buttons for one event of one job."""
+    status = JobStatus.SUCCEEDED if event == "succeeded" else job.status
+    key = job.delivery.storage_key
+    link = rt.storage.link_for(key, rt.settings.public_base_url) if key else None
+    chat_id, chat_reason = job.chat_id, ""
+    if chat_id is None:
+        info, chat_reason = session.restore(rt.session_redis, rt.settings.session_key_template,
+                                            job.session_id)
+        if info is not None:
+            chat_id = info.chat_id
+            chat_reason = "" if chat_id is not None else "the session has no chatId"
+    video = None
+    if key and event == "succeeded" and job.delivery.size_bytes is not None:
+        video = Video(job.delivery.size_bytes, lambda: rt.storage.open(key))
+    return Notice(
+        event=event,
+        text=user_message(status, job.error_code) if event != "delayed"
+        else user_message(JobStatus.DELAYED),
+        caption=caption_for(job) if event == "succeeded" else "",
+        link=link,
+        chat_id=chat_id,
+        chat_reason=chat_reason,
+        buttons=buttons_for(job) if event == "succeeded" else (),
+        video=video,
+        view=job_view(job, link, status),
+    )
+
+
+def buttons_for(job: JobRecord) -> tuple[Button, ...]:
+    """Publish and Regenerate for every video; Extend and Get 1080p where the model has them."""
+    buttons = [Button("Publish", "pub"), Button("Regenerate", "regen")]
+    if job.family == "kie_veo":
+        buttons += [Button("Extend", "ext"), Button("Get 1080p", "hd")]
+    return tuple(buttons)
+
+
+def caption_for(job: JobRecord) -> str:
+    took = (job.finished_at or time.time()) - job.created_at
+    parts = [job.model]
+    size = job.delivery.size_bytes or 0
+    if size >= 1_048_576:
+        parts.append(f"{size / 1_048_576:.1f} MB")
+    elif size:
+        parts.append(f"{size / 1024:.0f} KB")
+    parts.append(f"generated in {int(took // 60)}m {int(took % 60):02d}s")
+    return " · ".join(parts)
 
 
 def record_result(rt: Runtime, job_id: str) -> None:

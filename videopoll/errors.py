@@ -7,6 +7,7 @@
     │   └── SubmitOutcomeUnknownError  submit answer lost: the task may exist (never resend)
     ├── PermanentError            fail the job now with ``code``
     └── DeliveryError             a delivery stage failed; Celery retries it
+        └── NotifyError           one notification channel failed (``retry_after`` if it said)
 
 Every exception passes its arguments to ``super().__init__`` so it survives pickling
 through Celery's result backend and retry machinery.
@@ -71,3 +72,17 @@ class SubmitOutcomeUnknownError(TransientError):
     The provider may have accepted — and billed — the task, so resending blindly could pay
     twice (invariant 9). Every other submit fault proves the request was not accepted.
     """
+
+
+class NotifyError(DeliveryError):
+    """One notification channel (Telegram, a webhook, Slack…) refused or failed.
+
+    ``permanent``: this channel will not take this message (blocked bot, 4xx); it is recorded
+    and the others go on. Otherwise the stage retries, after ``retry_after`` when given.
+    """
+
+    def __init__(self, reason: str, permanent: bool = False,
+                 retry_after: float | None = None) -> None:
+        super().__init__(reason, permanent)
+        self.args = (reason, permanent, retry_after)
+        self.retry_after = retry_after

@@ -7,14 +7,14 @@ Celery forks), so every process gets its own Redis pool and HTTP sessions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from videopoll.notify import Notifier, build_notifier
+from videopoll.notifiers import Notifier, build_notifiers
 from videopoll.providers import PROVIDERS
 from videopoll.providers.base import Provider
 from videopoll.ratelimit import Limit, RateLimiter
@@ -29,7 +29,7 @@ class Runtime:
     store: JobStore
     limiter: RateLimiter
     storage: Storage
-    notifier: Notifier
+    notifiers: list[Notifier]
     _providers: dict[str, Provider] = field(default_factory=dict)
 
     def provider(self, family: str) -> Provider:
@@ -41,6 +41,15 @@ class Runtime:
                 timeout=self.settings.provider_timeout_seconds,
             )
         return self._providers[family]
+
+    @cached_property
+    def session_redis(self) -> redis.Redis:
+        """Where the caller's sessions live: the job store's Redis unless configured apart."""
+        url = self.settings.session_redis_url
+        if not url:
+            return self.store.redis
+        return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5,
+                                    socket_connect_timeout=5)
 
     def acquire(self, family: str, kind: Literal["status", "submit"]) -> float:
         """Take a token from the provider account's bucket; seconds to wait if there is none."""
@@ -83,7 +92,7 @@ def build_runtime(settings: Settings, redis_timeout: float | None = None) -> Run
         storage=build_storage(settings.storage_url, endpoint_url=settings.s3_endpoint_url,
                               public_base_url=settings.public_video_base_url,
                               presign_seconds=settings.presign_seconds),
-        notifier=build_notifier(settings),
+        notifiers=build_notifiers(settings),
     )
 
 

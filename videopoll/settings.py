@@ -61,15 +61,32 @@ class Settings(BaseSettings):
     download_timeout_seconds: float = Field(default=60.0, gt=0)
     allow_private_urls: bool = False
 
-    notifier: str = "console"
+    # delivery: who is told, and how (README "Delivery")
+    notifiers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["console"])
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    telegram_webhook_secret: SecretStr | None = None
+    # The Bot API takes uploads up to 50 MB from bots; a larger video is sent as a link.
+    telegram_upload_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    callback_secret: SecretStr | None = None  # whsec_… : Standard Webhooks signatures
+    callback_timeout_seconds: float = Field(default=10.0, gt=0)
+    slack_webhook_url: SecretStr | None = None
+    discord_webhook_url: SecretStr | None = None
+    session_key_template: str = "session:{sessionId}"
+    session_redis_url: str | None = None  # default: the job store's Redis
 
     api_token: SecretStr | None = None
     # Each Redis call (and broker publish) the API makes gives up after this long, so an outage
     # is a prompt 503 with Retry-After, not a caller left hanging.
     api_redis_timeout_seconds: float = Field(default=1.5, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+
+    @field_validator("notifiers", mode="before")
+    @classmethod
+    def _split_notifiers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip().lower() for p in value.split(",") if p.strip()]
+        return value
 
     @field_validator("poll_schedule", mode="before")
     @classmethod

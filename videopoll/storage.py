@@ -9,13 +9,15 @@ people (``link_for``) are made when needed, since presigned links expire.
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 import os
 import tempfile
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote, urlparse
 
 from videopoll.errors import DeliveryError
@@ -50,6 +52,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def stat(self, key: str) -> StoredObject | None:
         """The stored object, if ``key`` exists."""
+
+    @abc.abstractmethod
+    def open(self, key: str) -> AbstractContextManager[IO[bytes]]:
+        """Read a stored object as a stream (a notifier uploading the video reads from here)."""
 
     def link_for(self, key: str, api_base_url: str | None = None) -> str | None:
         """A link a person can open, made now: the public URL when one is configured."""
@@ -92,6 +98,9 @@ class FileStorage(Storage):
         if not path.is_file():
             return None
         return StoredObject(key=key, url=path.as_uri(), size_bytes=path.stat().st_size)
+
+    def open(self, key: str) -> AbstractContextManager[IO[bytes]]:
+        return self.path(key).open("rb")
 
     def link_for(self, key: str, api_base_url: str | None = None) -> str | None:
         """The public URL, or the API's ``/videos/<key>``: never a path on this server."""
@@ -154,6 +163,10 @@ class S3Storage(Storage):
         return StoredObject(key=key, url=f"s3://{self.bucket}/{full}",
                             size_bytes=int(head["ContentLength"]))
 
+    def open(self, key: str) -> AbstractContextManager[IO[bytes]]:
+        body = self._call("get_object", Bucket=self.bucket, Key=self.prefix + key)["Body"]
+        return contextlib.closing(body)
+
     def link_for(self, key: str, api_base_url: str | None = None) -> str | None:
         public = super().link_for(key)
         if public:
@@ -170,10 +183,9 @@ class S3Storage(Storage):
         parts.append({"ETag": answer["ETag"], "PartNumber": number})
 
     def _abort(self, key: str, upload_id: str) -> None:
-        try:
+        # S3 itself may be what failed; a bucket lifecycle rule cleans stale uploads up later
+        with contextlib.suppress(Exception):
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except Exception:  # S3 itself may be what failed; its lifecycle rule cleans up later
-            pass
 
     def _call(self, name: str, **kwargs: Any) -> Any:
         try:

@@ -19,11 +19,12 @@ flag set inside a retried closure can report a win that never committed (invaria
 from __future__ import annotations
 
 import enum
+import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis
 
@@ -295,6 +296,18 @@ class JobStore:
     def finish_stage(self, job_id: str, stage: str, owner: str) -> bool:
         return bool(self._stage(keys=[self.stage_key(job_id, stage)],
                                 args=[owner, "done", self.timings.retention_seconds]))
+
+    def record_channel(self, job_id: str, channel: str, result: dict[str, Any]) -> None:
+        """What one notification channel did for a job (sent, skipped and why, failed)."""
+        key = f"{self.prefix}:channels:{job_id}"
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, channel, json.dumps(result))
+            pipe.expire(key, self.timings.retention_seconds)
+            pipe.execute()
+
+    def channel_results(self, job_id: str) -> dict[str, Any]:
+        raw = self.redis.hgetall(f"{self.prefix}:channels:{job_id}")
+        return {str(k): json.loads(v) for k, v in raw.items()}
 
     def abandon_stage(self, job_id: str, stage: str, owner: str) -> None:
         """Let a later run retry a stage that failed before doing its side effect."""

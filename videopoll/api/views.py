@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from typing import Any
@@ -18,7 +17,7 @@ from videopoll.api.caller import Idempotency, check_caller
 from videopoll.api.errors import ApiError, store_unavailable, validation_details
 from videopoll.download import check_url
 from videopoll.errors import DeliveryError
-from videopoll.messages import user_message
+from videopoll.job_view import job_view as public_view
 from videopoll.models import GenerateRequest, JobRecord, PollVideoRequest
 from videopoll.runtime import Runtime
 from videopoll.storage import FileStorage
@@ -226,33 +225,8 @@ def _sweep_health(rt: Runtime) -> tuple[str, float | None]:
     return ("ok" if age < limit else f"error: last sweep {age:.0f}s ago"), age
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="milliseconds")
-
-
 def job_view(job: JobRecord) -> dict[str, Any]:
-    """The public shape of a job: user-facing words, never raw provider errors.
-
-    ``outputUrl`` is a link made now (public, presigned, or this API's ``/videos/``), never
-    the storage location itself: a presigned link expires, and a file path is nobody's business.
-    """
+    """The public view, with a link to the video made for this caller now."""
     key = job.delivery.storage_key
     link = runtime().storage.link_for(key, request.host_url) if key else None
-    return {
-        "jobId": job.job_id,
-        "status": job.status.value,
-        "message": user_message(job.status, job.error_code),
-        "model": job.model,
-        "attempts": job.attempts,
-        "maxAttempts": job.max_attempts,
-        "nextPollAt": _iso(job.next_poll_at) if not job.status.terminal else None,
-        "providerTaskId": job.provider_task_id,
-        "outputUrl": link,
-        "errorCode": job.error_code.value if job.error_code else None,
-        "progress": job.progress,
-        "createdAt": _iso(job.created_at),
-        "updatedAt": _iso(job.updated_at),
-        "metadata": job.metadata,
-    }
+    return public_view(job, link)

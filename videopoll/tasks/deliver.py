@@ -59,17 +59,21 @@ def fetch_and_store(self: Any, job_id: str) -> None:
 
 @app.task(name="videopoll.notify_user", bind=True, max_retries=NOTIFY_MAX_RETRIES)
 def notify_user(self: Any, job_id: str) -> None:
+    rt = get_runtime()
     try:
-        delivery.notify_user(get_runtime(), job_id)
-    except Exception as exc:  # a notifier fault must not lose the job: retry, then give up
+        delivery.notify_user(rt, job_id)
+    except Exception as exc:  # a notifier fault must not lose the job: retry, then decide
         if self.request.retries < NOTIFY_MAX_RETRIES:
-            raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
+            wait = max(_backoff(self.request.retries), getattr(exc, "retry_after", None) or 0)
+            raise self.retry(countdown=wait, exc=exc) from exc
         log.error("notifier gave up", extra={"job_id": job_id, "error": type(exc).__name__})
-        job = get_runtime().store.get(job_id)
-        if job is not None and job.status is JobStatus.DELIVERING:
+        job = rt.store.get(job_id)
+        if (job is not None and job.status is JobStatus.DELIVERING
+                and not delivery.any_channel_reached(rt, job_id)):
+            # nobody could be told: the delivery failed, told once more on the failure chain
             _end_delivery(job_id, ErrorCode.DELIVERY_FAILED, f"notifier: {type(exc).__name__}")
             raise Ignore() from exc
-        # a finished job: record it anyway, so the chain ends and nothing retries forever
+        # someone was told (or the job already ended): record it, so the chain ends
 
 
 @app.task(name="videopoll.notify_delayed", bind=True, max_retries=3)

@@ -1,0 +1,5 @@
+import sys
+
+from videopoll.fake_telegram.server import main
+
+sys.exit(main())
