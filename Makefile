@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-fast lint bench redis-binary clean
+.PHONY: run test test-fast lint bench redis-binary media-tools clean
 
 $(STAMP): setup.cfg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,14 +17,19 @@ $(STAMP): setup.cfg
 redis-binary:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
+# ffprobe reads video metadata (a pure-Python MP4 reader stands in where it cannot be installed).
+media-tools:
+	@command -v ffprobe >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; } \
+	  || echo "ffmpeg could not be installed: the MP4 reader will be used"
+
 # `make run` uses REDIS_URL, and starts (then stops) a local Redis when none answers there.
-run: $(STAMP) redis-binary
+run: $(STAMP) redis-binary media-tools
 	REDIS_URL=$(REDIS_URL) scripts/with-redis "$(REDIS_URL)" $(BIN)/videopoll run-demo
 
-test: $(STAMP) redis-binary
+test: $(STAMP) redis-binary media-tools
 	$(BIN)/pytest
 
-test-fast: $(STAMP) redis-binary
+test-fast: $(STAMP) redis-binary media-tools
 	$(BIN)/pytest -m "not slow and not e2e"
 
 lint: $(STAMP)

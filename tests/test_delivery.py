@@ -148,3 +148,23 @@ def test_the_delayed_notice_is_sent_once(rt: Runtime, out: io.StringIO) -> None:
     assert len(lines) == 1
     assert json.loads(lines[0].removeprefix("NOTIFY "))["message"] == (
         "This is taking longer than usual. We are still checking.")
+
+
+def test_one_analytics_event_with_real_metadata_cost_and_no_link(
+    rt: Runtime, fake: FakeProvider, out: io.StringIO
+) -> None:
+    rt.settings = rt.settings.model_copy(update={"model_prices": {"veo3": 2.5}})
+    job_id = delivering(rt, f"{fake.base_url}/files/veo_ok1_a.mp4?X-Amz-Signature=s3cr3t")
+    run_all(rt, job_id)
+    [(_, row)] = rt.store.redis.xrange("videopoll:results")
+    assert row["sessionId"] == "s" and row["taskId"] == "t1" and row["model"] == "veo3"
+    assert row["status"] == "succeeded" and row["cost"] == "2.5"
+    meta = json.loads(row["metadata"])
+    assert meta == {"duration": 1.5, "resolution": "160x90", "fileSize": SAMPLE.stat().st_size,
+                    "codec": "h264", "fps": 12.0}
+    assert row["videoUrl"].startswith("file://")  # the permanent location, not a link
+    assert "s3cr3t" not in json.dumps(row)
+    job = rt.store.get(job_id)
+    assert job is not None and job.delivery.media is not None
+    sent = json.loads(out.getvalue().splitlines()[0].removeprefix("NOTIFY "))
+    assert sent["caption"].startswith("veo3 · 2s · 160x90 · ")

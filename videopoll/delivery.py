@@ -19,12 +19,13 @@ from videopoll import session, transitions
 from videopoll.download import stream
 from videopoll.errors import DeliveryError, NotifyError
 from videopoll.job_view import job_view
+from videopoll.media import MediaInfo, probe
 from videopoll.messages import user_message
 from videopoll.models import JobRecord, JobStatus
 from videopoll.notifiers import Button, Event, Notice, Video
 from videopoll.redact import redact
 from videopoll.runtime import Runtime
-from videopoll.storage import video_key
+from videopoll.storage import FileStorage, video_key
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +77,29 @@ def store_output(rt: Runtime, job_id: str) -> StoreOutcome:
         rt.store.abandon_stage(job_id, "store", owner)
         raise
 
+    info = probe_stored(rt, stored.key, stored.size_bytes)
+
     def record(j: JobRecord) -> None:
         j.delivery.storage_key = stored.key
         j.delivery.storage_url = stored.url
         j.delivery.size_bytes = stored.size_bytes
+        j.delivery.media = info
         j.output_url = None  # the provider's signed URL has done its job: do not keep it
 
     applied = transitions.delivery_update(rt.store, job_id, record).applied
     rt.store.finish_stage(job_id, "store", owner)
     return "stored" if applied else "skipped"
+
+
+def probe_stored(rt: Runtime, key: str, size_bytes: int) -> MediaInfo:
+    """Duration, resolution, codec and fps of the stored video; never fails a delivery."""
+    storage = rt.storage
+    target = str(storage.path(key)) if isinstance(storage, FileStorage) else storage.link_for(key)
+    try:
+        return probe(target, size_bytes) if target else MediaInfo(size_bytes=size_bytes)
+    except Exception:
+        log.exception("probing the stored video failed", extra={"key": key})
+        return MediaInfo(size_bytes=size_bytes)
 
 
 def _renewing(rt: Runtime, job_id: str, owner: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -201,8 +216,14 @@ def buttons_for(job: JobRecord) -> tuple[Button, ...]:
 
 
 def caption_for(job: JobRecord) -> str:
+    """Model, duration, resolution and generation time: what the original caption showed."""
     took = (job.finished_at or time.time()) - job.created_at
     parts = [job.model]
+    media = job.delivery.media
+    if media is not None and media.duration_seconds:
+        parts.append(f"{media.duration_seconds:.0f}s")
+    if media is not None and media.resolution:
+        parts.append(media.resolution)
     size = job.delivery.size_bytes or 0
     if size >= 1_048_576:
         parts.append(f"{size / 1_048_576:.1f} MB")
@@ -225,21 +246,40 @@ def record_result(rt: Runtime, job_id: str) -> None:
         rt.store.outbox_done(job_id)
 
 
-def _append_result(rt: Runtime, job: JobRecord) -> None:
+def analytics_event(rt: Runtime, job: JobRecord) -> dict[str, Any]:
+    """One event per finished job: the fields the original workflow logged, and more.
+
+    ``videoUrl`` is the permanent storage location, never a presigned link (it would expire
+    and it grants access).
+    """
     finished = job.finished_at or time.time()
-    row: dict[str, str] = {
-        "job_id": job.job_id,
+    media = job.delivery.media or MediaInfo(size_bytes=job.delivery.size_bytes)
+    price = rt.settings.model_prices.get(job.model)
+    return {
+        "jobId": job.job_id,
+        "sessionId": job.session_id,
+        "taskId": job.provider_task_id,
         "model": job.model,
         "status": job.status.value,
-        "error_code": job.error_code.value if job.error_code else "",
-        "attempts": str(job.attempts),
-        "total_seconds": f"{finished - job.created_at:.3f}",
-        "storage_url": job.delivery.storage_url or "",
-        "size_bytes": str(job.delivery.size_bytes or 0),
-        "metadata": json.dumps(job.metadata),
+        "errorCode": job.error_code.value if job.error_code else None,
+        "attempts": job.attempts,
+        "totalTime": round(finished - job.created_at, 3),
+        "videoUrl": job.delivery.storage_url,
+        "metadata": {"duration": media.duration_seconds, "resolution": media.resolution,
+                     "fileSize": media.size_bytes or job.delivery.size_bytes,
+                     "codec": media.codec, "fps": media.fps},
+        "cost": price if job.status is JobStatus.SUCCEEDED else (0.0 if price else None),
+        "callerMetadata": job.metadata,
     }
+
+
+def _append_result(rt: Runtime, job: JobRecord) -> None:
+    event = analytics_event(rt, job)
+    row = {k: json.dumps(v) if isinstance(v, dict | list) or v is None else str(v)
+           for k, v in event.items()}
     rt.store.redis.xadd(
         f"{rt.store.prefix}:results", cast("dict[Any, Any]", row),
         maxlen=RESULTS_STREAM_MAXLEN, approximate=True,
     )
-    log.info("job finished", extra={k: v for k, v in row.items() if k != "metadata"})
+    log.info("job finished", extra={"analytics": {k: v for k, v in event.items()
+                                                  if k != "callerMetadata"}})

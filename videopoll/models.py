@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl
 
+from videopoll.media import MediaInfo
+
 PROMPT_MAX_CHARS = 4000
 ID_MAX_CHARS = 200
 # What providers issue as task ids (``veo_task_abc``, ``task_sora-2-pro_1765…``): nothing that
@@ -202,6 +204,7 @@ class DeliveryRecord(BaseModel):
     storage_key: str | None = None
     storage_url: str | None = None
     size_bytes: int | None = None
+    media: MediaInfo | None = None
     notified_at: float | None = None
     notify_message_id: str | None = None
     recorded_at: float | None = None

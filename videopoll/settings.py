@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     discord_webhook_url: SecretStr | None = None
     session_key_template: str = "session:{sessionId}"
     session_redis_url: str | None = None  # default: the job store's Redis
+    # Cost per video by model (your plan's price, in your currency), for analytics, as JSON:
+    # MODEL_PRICES='{"veo3": 2.0, "veo3_fast": 0.4}'. Unlisted models record no cost.
+    model_prices: dict[str, float] = Field(default_factory=dict)
 
     api_token: SecretStr | None = None
     # Each Redis call (and broker publish) the API makes gives up after this long, so an outage
