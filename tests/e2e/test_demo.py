@@ -30,11 +30,12 @@ def start_demo(
 ) -> tuple[subprocess.Popen[str], dict[str, int], str]:
     """Start ``videopoll run-demo`` on free ports; return it, its ports and its output so far
     (up to the "stack running" line, i.e. after the demo job ended)."""
-    ports = {"API_PORT": free_port(), "FLOWER_PORT": free_port(), "FAKE_PROVIDER_PORT": free_port()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    ports = {name: free_port() for name in ("API_PORT", "FLOWER_PORT", "FAKE_PROVIDER_PORT",
+                                            "S3_PORT", "FAKE_TELEGRAM_PORT")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST", "AWS_", "STORAGE_", "S3_", "TELEGRAM_"))}
     env.update({k: str(v) for k, v in ports.items()})
-    env.update(REDIS_URL=redis_url, STATE_DIR=str(state_dir),
-               STORAGE_URL=(state_dir / "videos").as_uri(), POLL_INTERVAL_SECONDS="0.5",
+    env.update(REDIS_URL=redis_url, STATE_DIR=str(state_dir), POLL_INTERVAL_SECONDS="0.5",
                PYTHONPATH=str(REPO))
     demo = subprocess.Popen([str(BIN / "videopoll"), "run-demo"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -70,8 +71,13 @@ def test_run_demo_delivers_then_ctrl_c_stops_everything(
     demo, ports, output = start_demo(f"{redis_server}/14", tmp_path)
     assert "succeeded   Your video is ready." in output, output
     assert "running     Your video is being generated." in output, output
-    videos = list((tmp_path / "videos").glob("*.mp4"))
-    assert len(videos) == 1 and videos[0].stat().st_size > 0
+    # what a real user and caller get, shown offline: S3 key, Telegram message, callback
+    assert re.search(r"S3 object:  s3://videopoll-demo/videos/veo3_fast/\d{4}/\d{2}/job_\w+\.mp4",
+                     output), output
+    assert "Telegram:   sendVideo to chat 424242: veo3_fast" in output, output
+    assert "[Publish] [Regenerate] [Extend] [Get 1080p]" in output, output
+    assert re.search(r"callback:   video.succeeded for job_\w+ \(signature verified\)",
+                     output), output
     assert all(listening(p) for p in ports.values())
 
     demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
