@@ -18,7 +18,7 @@ from videopoll.api.errors import ApiError, store_unavailable, validation_details
 from videopoll.download import check_url
 from videopoll.errors import DeliveryError
 from videopoll.job_view import job_view as public_view
-from videopoll.models import GenerateRequest, JobRecord, PollVideoRequest
+from videopoll.models import GenerateRequest, JobRecord, JobStatus, PollVideoRequest
 from videopoll.runtime import Runtime
 from videopoll.storage import FileStorage
 from videopoll.submission import generate_job_record, poll_job_record
@@ -227,6 +227,10 @@ def _sweep_health(rt: Runtime) -> tuple[str, float | None]:
 
 def job_view(job: JobRecord) -> dict[str, Any]:
     """The public view, with a link to the video made for this caller now."""
+    rt = runtime()
     key = job.delivery.storage_key
-    link = runtime().storage.link_for(key, request.host_url) if key else None
-    return public_view(job, link)
+    link = rt.storage.link_for(key, request.host_url) if key else None
+    view = public_view(job, link)
+    if job.status.terminal or job.status is JobStatus.DELIVERING:
+        view["notifications"] = rt.store.channel_results(job.job_id)
+    return view
