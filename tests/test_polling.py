@@ -187,7 +187,7 @@ class Scripted(KieVeoProvider):
             raise answer
         return str(answer)
 
-    def fetch(self, task_id: str) -> ProviderResponse:
+    def fetch(self, task_id: str, variant: str | None = None) -> ProviderResponse:
         self.fetch_calls += 1
         answer = self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
         if isinstance(answer, Exception):

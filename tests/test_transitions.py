@@ -116,7 +116,7 @@ class _OvertakenProvider(KieVeoProvider):
         self.rt = rt
         self.calls = 0
 
-    def fetch(self, task_id: str) -> ProviderResponse:
+    def fetch(self, task_id: str, variant: str | None = None) -> ProviderResponse:
         self.calls += 1
         if self.calls == 1:
             assert advance(self.rt, "job_1", 2).action == "deliver"

@@ -34,4 +34,5 @@ def job_view(job: JobRecord, link: str | None, status: JobStatus | None = None) 
         "createdAt": iso(job.created_at),
         "updatedAt": iso(job.updated_at),
         "metadata": job.metadata,
+        "parentJobId": job.parent_job_id,
     }

@@ -196,6 +196,8 @@ class GenerationSpec(BaseModel):
     aspect_ratio: str = "16:9"
     duration_seconds: int = 8
     image_urls: list[str] = Field(default_factory=list)
+    # Extend an earlier generation (Veo's extend endpoint) instead of starting a new one.
+    extend_task_id: str | None = None
 
 
 class DeliveryRecord(BaseModel):
@@ -223,6 +225,9 @@ class JobRecord(BaseModel):
     callback_url: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     provider_task_id: str | None = None
+    # Which rendition of the provider task to fetch ("1080p" for Veo's HD version).
+    variant: str | None = None
+    parent_job_id: str | None = None  # the job whose button started this one
     spec: GenerationSpec | None = None
     idempotency_keys: list[str] = Field(default_factory=list)
     # Hash of the request body that created the job: a reused Idempotency-Key with another

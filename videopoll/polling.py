@@ -76,7 +76,7 @@ def _poll(rt: Runtime, job: JobRecord, mine: int) -> Next:
     assert job.provider_task_id is not None
     job_id = job.job_id
     try:
-        result = normalize(rt.provider(job.family).fetch(job.provider_task_id))
+        result = normalize(rt.provider(job.family).fetch(job.provider_task_id, job.variant))
     except PermanentError as exc:
         return fail(rt, job_id, _code(exc.code), exc.provider_message, token=mine, polled=True)
     except RateLimitedError as exc:

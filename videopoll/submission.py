@@ -76,3 +76,29 @@ def _record(
         history=[(now, JobStatus.QUEUED.value)],
         **fields,
     )
+
+
+def linked_job_record(parent: JobRecord, settings: Settings, action: str, chat_id: str | int,
+                      **fields: Any) -> JobRecord:
+    """A job started by a button on ``parent``'s video: same caller, same chat, one per press.
+
+    The idempotency key is the (action, parent) pair, so a double tap, or Telegram resending
+    the update, finds the job the first press started.
+    """
+    now = time.time()
+    return JobRecord(
+        job_id=new_job_id(),
+        model=parent.model,
+        family=parent.family,
+        session_id=parent.session_id,
+        chat_id=chat_id,
+        callback_url=parent.callback_url,
+        metadata=parent.metadata,
+        parent_job_id=parent.job_id,
+        max_attempts=settings.max_attempts,
+        deadline_at=now + settings.job_deadline_seconds,
+        idempotency_keys=[f"button:{action}:{parent.job_id}"],
+        history=[(now, JobStatus.QUEUED.value)],
+        next_poll_at=now,
+        **fields,
+    )

@@ -22,6 +22,7 @@ from videopoll.fake_telegram import FakeTelegram, start_in_thread
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtZTJlLXRlc3Rz"
 BOT = "123456:E2E-bot-token"
+TG_SECRET = "e2e-telegram-webhook-secret"
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,7 @@ def delivered(make_stack: Callable[..., Stack], s3_server: MotoServer,
         STORAGE_URL=f"s3://{bucket}/media", S3_ENDPOINT_URL=s3_server.url,
         NOTIFIERS="console,telegram", TELEGRAM_BOT_TOKEN=BOT,
         TELEGRAM_API_URL=telegram.base_url, CALLBACK_SECRET=SECRET,
+        TELEGRAM_WEBHOOK_SECRET=TG_SECRET,
         MODEL_PRICES='{"veo3": 2.0}')
 
 
@@ -155,3 +157,35 @@ def test_a_result_url_that_is_gone_ends_output_missing_with_one_message(
     time.sleep(1.0)
     texts = [c["text"] for c in telegram.calls("sendMessage") if c["chat_id"] == str(chat)]
     assert texts == ["The provider finished but returned no video."]
+
+
+def test_extend_tapped_twice_starts_one_job_and_delivers_the_stitched_video(
+    delivered: Stack, telegram: FakeTelegram, fake: FakeProvider
+) -> None:
+    chat = 9005
+    parent = delivered.post("/webhook/poll-video", {
+        "sessionId": "u5", "taskId": f"veo_ok1_{uuid.uuid4().hex[:6]}", "model": "veo3",
+        "chatId": chat}).json()["jobId"]
+    assert delivered.wait_terminal(parent)["status"] == "succeeded"
+
+    def tap() -> dict[str, str]:
+        update = {"update_id": 1, "callback_query": {
+            "id": uuid.uuid4().hex, "data": f"ext:{parent}", "from": {"id": chat},
+            "message": {"message_id": 1, "chat": {"id": chat, "type": "private"}}}}
+        answer: dict[str, str] = delivered.post(
+            "/telegram/webhook", update,
+            headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}).json()
+        return answer
+
+    answers = [tap()["text"], tap()["text"]]
+    assert answers == ["Extending your video…", "Already on it."]
+    store = redis.Redis.from_url(delivered.env["REDIS_URL"], decode_responses=True)
+    linked = [json.loads(store.get(k) or "{}") for k in store.keys("videopoll:job:*")]
+    [child] = [j for j in linked if j.get("parent_job_id") == parent]
+    view = delivered.wait_terminal(child["job_id"])
+    assert view["status"] == "succeeded" and view["parentJobId"] == parent
+    task = view["providerTaskId"]
+    assert task.startswith("veo_stitched")
+    assert fake.stats()["downloads"].get(task) == 1  # the stitched video, not the segment
+    assert f"{task}_segment" not in fake.stats()["downloads"]
+    delivered.wait_until(lambda: len(videos_sent(telegram, chat)) == 2, 10, "second video")

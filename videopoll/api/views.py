@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
-from videopoll import providers, transitions
+from videopoll import buttons, providers, transitions
 from videopoll.api.body import json_object
 from videopoll.api.caller import Idempotency, check_caller
 from videopoll.api.errors import ApiError, store_unavailable, validation_details
@@ -41,7 +42,8 @@ def runtime() -> Runtime:
 def authenticate() -> None:
     # /videos/<key> links go to people (Telegram, Slack): the random job id in the key is the
     # capability, as with a presigned S3 link.
-    if request.endpoint not in ("api.healthz", "api.video_file"):
+    # The Telegram webhook proves itself with its secret-token header instead.
+    if request.endpoint not in ("api.healthz", "api.video_file", "api.telegram_webhook"):
         check_caller(runtime().settings.secret("api_token"))
 
 
@@ -103,6 +105,11 @@ def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnVa
     if not created:
         idem.check_reuse(stored)
         return jsonify({**job_view(stored), "message": "Already tracking this job"}), 200
+    _publish_first_turn(job)
+    return jsonify({"jobId": job.job_id, "status": job.status.value, "message": message}), 202
+
+
+def _publish_first_turn(job: JobRecord) -> None:
     from videopoll.tasks.poll import poll_job  # the task module pulls in Celery
 
     delay = max(0.0, (job.next_poll_at or 0.0) - job.created_at)
@@ -111,7 +118,6 @@ def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnVa
                              retry=True, retry_policy=PUBLISH_RETRY)
     except Exception:  # the record is stored and due: the sweeper enqueues it later
         log.exception("publish failed; the sweeper will enqueue it", extra={"job_id": job.job_id})
-    return jsonify({"jobId": job.job_id, "status": job.status.value, "message": message}), 202
 
 
 @bp.post("/webhook/poll-video")
@@ -166,6 +172,36 @@ def cancel_job(job_id: str) -> ResponseReturnValue:
     except Exception:
         log.exception("publish failed; the sweeper will finish it", extra={"job_id": job_id})
     return jsonify(job_view(change.job))
+
+
+@bp.post("/telegram/webhook")
+def telegram_webhook() -> ResponseReturnValue:
+    """Button presses on delivered videos. The answer to the callback query rides on the
+    webhook's own response (a Bot API method call), so this view makes no outbound call."""
+    rt = runtime()
+    secret = rt.settings.secret("telegram_webhook_secret")
+    if not secret:
+        raise ApiError(404, "not_found", "TELEGRAM_WEBHOOK_SECRET is not configured")
+    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+    if not hmac.compare_digest(given.encode(), secret.encode()):
+        raise ApiError(401, "unauthorized", "missing or wrong X-Telegram-Bot-Api-Secret-Token")
+    press = buttons.parse_update(json_object(rt.settings.max_body_bytes))
+    if press is None:
+        return jsonify({}), 200  # not a button press: nothing to do
+    outcome = buttons.decide(rt, press)
+    answer = outcome.answer
+    if outcome.new_job is not None:
+        stored, created = rt.store.create(outcome.new_job)
+        if created:
+            _publish_first_turn(stored)
+        else:
+            answer = "Already on it."
+    if outcome.forward:
+        from videopoll.tasks.deliver import forward_press
+
+        forward_press.delay(press.job_id, press.action, str(press.chat_id))
+    return jsonify({"method": "answerCallbackQuery", "callback_query_id": press.query_id,
+                    "text": answer}), 200
 
 
 @bp.get("/videos/<path:key>")

@@ -98,6 +98,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._poll(task_id, veo=True)
         if url.path == "/api/v1/jobs/recordInfo":
             return self._poll(task_id, veo=False)
+        if url.path == "/api/v1/veo/get-1080p-video":
+            return self._hd(task_id)
         if url.path == "/api/v1/chat/credit":
             return self._json(_kie(200, "success", 100))
         self._json(_kie(404, "not found"), status=404)
@@ -112,6 +114,10 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         if path == "/api/v1/veo/generate":
             return self._submit("veo", str(body.get("prompt") or ""))
+        if path == "/api/v1/veo/extend":  # providers.md §1.8: a new task, stitched result
+            if not str(body.get("taskId") or "").strip():
+                return self._json(_kie(422, "taskId is required"))
+            return self._submit("veo", f"stitched {body.get('prompt') or ''}")
         if path == "/api/v1/jobs/createTask":
             data = body.get("input")
             data = data if isinstance(data, dict) else {}
@@ -136,6 +142,17 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(scenario.n)
         with contextlib.suppress(OSError):  # the caller may be gone (slowreply)
             self._json(_kie(200, "success", {"taskId": task_id}))
+
+    def _hd(self, task_id: str) -> None:
+        """§1.6: "may return a non-200 code" while the 1080p version is being made (~1-3 min)."""
+        key = f"hd:{task_id}"
+        with self.server.state.lock:
+            k = self.server.state.polls[key] = self.server.state.polls.get(key, 0) + 1
+        if k <= 2:
+            return self._json(_kie(400, "1080P is processing. It should be ready in 1-2 "
+                                        "minutes. Please check back shortly."))
+        url = f"{self.server.base_url}/files/{task_id}_1080p.mp4"
+        self._json(_kie(200, "success", {"resultUrl": url}))
 
     def _file(self, task_id: str) -> None:
         with self.server.state.lock:

@@ -75,8 +75,11 @@ class Provider(abc.ABC):
         """
 
     @abc.abstractmethod
-    def fetch(self, task_id: str) -> ProviderResponse:
-        """One status request. Raises only ``TransientError`` (connection faults, timeouts)."""
+    def fetch(self, task_id: str, variant: str | None = None) -> ProviderResponse:
+        """One status request. Raises only ``TransientError`` (connection faults, timeouts).
+
+        ``variant`` names another rendition of the task where the API has one (Veo 1080p).
+        """
 
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -50,5 +50,5 @@ class KieMarketProvider(Provider):
         return raise_for_submit(self.request("POST", "/api/v1/jobs/createTask", json=body,
                                              creates_task=True))
 
-    def fetch(self, task_id: str) -> ProviderResponse:
+    def fetch(self, task_id: str, variant: str | None = None) -> ProviderResponse:
         return self.request("GET", "/api/v1/jobs/recordInfo", params={"taskId": task_id})

@@ -10,8 +10,9 @@ from celery.exceptions import Ignore
 
 from videopoll import delivery
 from videopoll.celery_app import app
-from videopoll.errors import DeliveryError
+from videopoll.errors import DeliveryError, NotifyError
 from videopoll.models import ErrorCode, JobStatus
+from videopoll.notifiers.webhook import event_payload, post_json
 from videopoll.polling import fail
 from videopoll.runtime import get_runtime
 
@@ -89,3 +90,26 @@ def notify_delayed(self: Any, job_id: str) -> None:
 @app.task(name="videopoll.record_result")
 def record_result(job_id: str) -> None:
     delivery.record_result(get_runtime(), job_id)
+
+
+@app.task(name="videopoll.forward_press", bind=True, max_retries=NOTIFY_MAX_RETRIES)
+def forward_press(self: Any, job_id: str, action: str, chat_id: str) -> None:
+    """Tell the caller a button was pressed (Publish, Regenerate): a signed ``video.button``."""
+    rt = get_runtime()
+    job = rt.store.get(job_id)
+    if job is None or not job.callback_url:
+        return
+    payload = event_payload("button", {"jobId": job_id, "action": action, "chatId": chat_id,
+                                       "model": job.model})
+    try:
+        post_json(job.callback_url, payload, msg_id=f"{job_id}.button.{action}",
+                  secret=rt.settings.secret("callback_secret"),
+                  timeout=rt.settings.callback_timeout_seconds,
+                  allow_private=rt.settings.allow_private_urls)
+    except NotifyError as exc:
+        if exc.permanent or self.request.retries >= NOTIFY_MAX_RETRIES:
+            log.warning("button press not forwarded", extra={"job_id": job_id,
+                                                             "reason": exc.reason})
+            return
+        wait = max(_backoff(self.request.retries), exc.retry_after or 0)
+        raise self.retry(countdown=wait, exc=exc) from exc
