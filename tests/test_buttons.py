@@ -103,7 +103,7 @@ def test_get_1080p_polls_the_hd_rendition_until_ready(brt: Runtime, client: Flas
     [child] = children(brt, job.job_id)
     assert (child.kind, child.variant, child.provider_task_id) == (
         "poll", "1080p", job.provider_task_id)
-    assert drive_from(brt, child.job_id, 1) == ["poll", "poll", "deliver"]  # 2× "processing"
+    assert drive_from(brt, child.job_id, 1) == ["poll", "poll", "deliver"]  # twice "processing"
     done = brt.store.get(child.job_id)
     assert done is not None
     assert done.output_url == f"{fake.base_url}/files/{job.provider_task_id}_1080p.mp4"
