@@ -254,3 +254,28 @@ def test_the_fake_bot_api_answers_like_the_real_one(tg: FakeTelegram) -> None:
                             timeout=5)
     assert limited.status_code == 429
     assert limited.json()["parameters"] == {"retry_after": 2}
+
+
+def test_progress_is_one_message_edited_in_place(
+    rt: Runtime, tg: FakeTelegram
+) -> None:
+    from tests.test_store import make_job
+    from videopoll.models import JobStatus
+    from videopoll.transitions import progress_text
+
+    with_telegram(rt, tg)
+    job = make_job(rt)
+    job.chat_id, job.progress_messages, job.max_attempts = 31, True, 15
+    rt.store.create(job)
+    for attempt in (1, 2, 3):
+        rt.store.update(job.job_id, lambda j, a=attempt: setattr(j, "attempts", a))
+        text = progress_text(rt.store.get(job.job_id))  # type: ignore[arg-type]
+        assert text == f"Generating… {attempt}/15"
+        delivery.update_progress(rt, job.job_id, text)
+    rt.store.update(job.job_id, lambda j: setattr(j, "status", JobStatus.DELAYED))
+    delivery.notify_delayed(rt, job.job_id)
+    assert [c["text"] for c in tg.calls("sendMessage")] == ["Generating… 1/15"]
+    assert [c["text"] for c in tg.calls("editMessageText")] == [
+        "Generating… 2/15", "Generating… 3/15",
+        "This is taking longer than usual. We are still checking."]
+    assert len({c["message_id"] for c in tg.calls("editMessageText")}) == 1  # one message

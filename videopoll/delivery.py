@@ -23,6 +23,7 @@ from videopoll.media import MediaInfo, probe
 from videopoll.messages import user_message
 from videopoll.models import JobRecord, JobStatus
 from videopoll.notifiers import Button, Event, Notice, Video
+from videopoll.notifiers.telegram import TelegramNotifier
 from videopoll.redact import redact
 from videopoll.runtime import Runtime
 from videopoll.storage import FileStorage, video_key
@@ -190,6 +191,8 @@ def notice_for(rt: Runtime, job: JobRecord, event: Event) -> Notice:
         if info is not None:
             chat_id = info.chat_id
             chat_reason = "" if chat_id is not None else "the session has no chatId"
+    raw_progress = (rt.store.redis.get(progress_key(rt, job.job_id))
+                    if job.progress_messages else None)
     video = None
     if key and event == "succeeded" and job.delivery.size_bytes is not None:
         video = Video(job.delivery.size_bytes, lambda: rt.storage.open(key))
@@ -203,8 +206,38 @@ def notice_for(rt: Runtime, job: JobRecord, event: Event) -> Notice:
         chat_reason=chat_reason,
         buttons=buttons_for(job) if event == "succeeded" else (),
         video=video,
+        progress_message_id=int(raw_progress) if raw_progress else None,
         view=job_view(job, link, status),
     )
+
+
+def update_progress(rt: Runtime, job_id: str, text: str) -> None:
+    """Keep one Telegram message per job up to date while it runs, instead of a stream."""
+    job = rt.store.get(job_id)
+    telegram = next((n for n in rt.notifiers if isinstance(n, TelegramNotifier)), None)
+    if job is None or job.status.terminal or not job.progress_messages or telegram is None:
+        return
+    notice = notice_for(rt, job, "delayed")
+    if notice.chat_id is None:
+        return
+    if notice.progress_message_id is not None:
+        telegram.edit(notice.chat_id, notice.progress_message_id, text)
+        return
+    owner = rt.store.begin_stage(job_id, "progress", STAGE_LEASE_SECONDS)
+    if owner is None:
+        return  # another worker is sending the first one
+    try:
+        message_id = telegram.start_progress(notice.chat_id, text)
+    except BaseException:
+        rt.store.abandon_stage(job_id, "progress", owner)
+        raise
+    rt.store.redis.set(progress_key(rt, job_id), message_id,
+                       ex=rt.settings.result_retention_seconds)
+    rt.store.finish_stage(job_id, "progress", owner)
+
+
+def progress_key(rt: Runtime, job_id: str) -> str:
+    return f"{rt.store.prefix}:progress:{job_id}"
 
 
 def buttons_for(job: JobRecord) -> tuple[Button, ...]:

@@ -159,6 +159,9 @@ class _Caller(BaseModel):
     chat_id: ChatId = Field(default=None, alias="chatId")
     callback_url: HttpUrl | None = Field(default=None, alias="callbackUrl")
     metadata: Metadata = Field(default_factory=dict)
+    # One Telegram message edited in place while the job runs ("Generating… 3/15");
+    # ``None`` follows the PROGRESS_MESSAGES setting.
+    progress_messages: bool | None = Field(default=None, alias="progressMessages", strict=True)
 
 
 class PollVideoRequest(_Caller):
@@ -228,6 +231,7 @@ class JobRecord(BaseModel):
     # Which rendition of the provider task to fetch ("1080p" for Veo's HD version).
     variant: str | None = None
     parent_job_id: str | None = None  # the job whose button started this one
+    progress_messages: bool = False
     spec: GenerationSpec | None = None
     idempotency_keys: list[str] = Field(default_factory=list)
     # Hash of the request body that created the job: a reused Idempotency-Key with another

@@ -51,6 +51,7 @@ class Next:
     countdown: float = 0.0
     reason: str = ""
     notify_delayed: bool = False  # the job just went ``delayed``: tell the user once
+    progress: str | None = None  # new text for the job's in-place progress message
 
 
 def advance(rt: Runtime, job_id: str, token: int) -> Next:
@@ -207,7 +208,7 @@ def _reschedule(
         return Next("stop", reason="delayed: the sweeper takes over",
                     notify_delayed=plan.became_delayed)
     return Next("poll", token=plan.token, countdown=plan.countdown, reason=reason,
-                notify_delayed=plan.became_delayed)
+                notify_delayed=plan.became_delayed, progress=plan.progress)
 
 
 def _answered(j: JobRecord) -> None:

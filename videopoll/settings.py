@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
     telegram_webhook_secret: SecretStr | None = None
+    progress_messages: bool = False  # default for requests that do not say progressMessages
     # The Bot API takes uploads up to 50 MB from bots; a larger video is sent as a link.
     telegram_upload_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     callback_secret: SecretStr | None = None  # whsec_… : Standard Webhooks signatures

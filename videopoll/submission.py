@@ -69,6 +69,8 @@ def _record(
         session_id=req.session_id,
         chat_id=req.chat_id,
         callback_url=str(req.callback_url) if req.callback_url else None,
+        progress_messages=(settings.progress_messages if req.progress_messages is None
+                           else req.progress_messages),
         metadata=req.metadata,
         max_attempts=settings.max_attempts,
         deadline_at=now + settings.job_deadline_seconds,
@@ -95,6 +97,7 @@ def linked_job_record(parent: JobRecord, settings: Settings, action: str, chat_i
         callback_url=parent.callback_url,
         metadata=parent.metadata,
         parent_job_id=parent.job_id,
+        progress_messages=parent.progress_messages,
         max_attempts=settings.max_attempts,
         deadline_at=now + settings.job_deadline_seconds,
         idempotency_keys=[f"button:{action}:{parent.job_id}"],

@@ -38,6 +38,7 @@ class Plan:
     token: int
     countdown: float
     became_delayed: bool = False
+    progress: str | None = None  # the text of the job's in-place progress message, if it has one
 
 
 def fenced(
@@ -96,9 +97,17 @@ def reschedule(
             job.next_poll_at = now + wait
             return Plan("poll", job.poll_token, wait, became_delayed=became)
         job.next_poll_at = now + wait
-        return Plan("poll", job.poll_token, wait)
+        return Plan("poll", job.poll_token, wait, progress=progress_text(job))
 
     return fenced(store, job_id, token, step).outcome
+
+
+def progress_text(job: JobRecord) -> str | None:
+    """"Generating… 3/15 (40%)" for jobs that asked for a progress message."""
+    if not job.progress_messages or job.provider_task_id is None or job.attempts == 0:
+        return None
+    text = f"Generating… {job.attempts}/{job.max_attempts}"
+    return f"{text} ({job.progress}%)" if job.progress is not None else text
 
 
 def fail(

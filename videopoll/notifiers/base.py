@@ -50,6 +50,7 @@ class Notice:
     chat_reason: str = ""  # why there is no chat id, when there is none
     buttons: tuple[Button, ...] = ()
     video: Video | None = None
+    progress_message_id: int | None = None  # the chat's in-place progress message, if any
     view: dict[str, Any] = field(default_factory=dict)  # the public job view, for callbacks
 
 

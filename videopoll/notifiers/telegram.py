@@ -54,6 +54,11 @@ class TelegramNotifier(Notifier):
     def _send(self, notice: Notice) -> Any:
         chat, markup = notice.chat_id, _keyboard(notice)
         assert chat is not None
+        if notice.progress_message_id is not None:
+            # the job's one progress message says how it ended (or that it is delayed)
+            self.edit(chat, notice.progress_message_id, notice.text)
+            if notice.event == "delayed":
+                return _Receipt(notice.progress_message_id)
         if notice.event == "succeeded" and notice.video is not None:
             if notice.video.size_bytes <= self.upload_max_bytes:
                 with notice.video.open() as video:
@@ -66,7 +71,20 @@ class TelegramNotifier(Notifier):
 
     def edit(self, chat_id: str | int, message_id: int, text: str) -> None:
         """Replace a progress message in place (one message per job, not a stream)."""
-        self.bot.edit_message_text(text, chat_id, message_id)
+        try:
+            self.bot.edit_message_text(text, chat_id, message_id)
+        except apihelper.ApiTelegramException as exc:
+            if "not modified" not in str(exc.description):
+                raise
+
+    def start_progress(self, chat_id: str | int, text: str) -> int:
+        message_id: int = self.bot.send_message(chat_id, text).message_id
+        return message_id
+
+
+class _Receipt:
+    def __init__(self, message_id: int) -> None:
+        self.message_id = message_id
 
 
 def _keyboard(notice: Notice) -> InlineKeyboardMarkup | None:

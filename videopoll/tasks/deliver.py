@@ -87,6 +87,15 @@ def notify_delayed(self: Any, job_id: str) -> None:
         log.warning("could not send the delayed notice", extra={"job_id": job_id})
 
 
+@app.task(name="videopoll.update_progress", ignore_result=True)
+def update_progress(job_id: str, text: str) -> None:
+    """Edit the job's progress message in place; a lost update is only a stale line."""
+    try:
+        delivery.update_progress(get_runtime(), job_id, text)
+    except Exception:
+        log.warning("progress message not updated", extra={"job_id": job_id})
+
+
 @app.task(name="videopoll.record_result")
 def record_result(job_id: str) -> None:
     delivery.record_result(get_runtime(), job_id)

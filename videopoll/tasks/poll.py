@@ -8,7 +8,7 @@ from videopoll import polling, sweeper
 from videopoll.celery_app import app
 from videopoll.polling import Next
 from videopoll.runtime import get_runtime
-from videopoll.tasks.deliver import finish, notify_delayed, start_delivery
+from videopoll.tasks.deliver import finish, notify_delayed, start_delivery, update_progress
 
 
 @app.task(name="videopoll.poll_job", ignore_result=True)
@@ -33,6 +33,8 @@ def sweep() -> int:
 def carry_out(job_id: str, step: Next) -> None:
     if step.notify_delayed:
         notify_delayed.delay(job_id)
+    if step.progress:
+        update_progress.delay(job_id, step.progress)
     if step.action == "poll":
         poll_job.apply_async((job_id, step.token), countdown=step.countdown)
     elif step.action == "deliver":
