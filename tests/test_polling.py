@@ -48,16 +48,8 @@ def submit(rt: Runtime, scenario: str, attempt: int = 1) -> tuple[str, str]:
 
 
 def drive(rt: Runtime, job_id: str, turns: int = 50) -> list[str]:
-    """Carry out polls the way the task would, minus the countdowns."""
-    actions = []
-    token = 1
-    for _ in range(turns):
-        step = advance(rt, job_id, token)
-        actions.append(step.action)
-        if step.action != "poll":
-            break
-        token = step.token
-    return actions
+    """Carry out polls from the first token, the way the task would, minus the countdowns."""
+    return drive_from(rt, job_id, 1, turns)
 
 
 def test_running_then_success_hands_over_to_delivery(prt: Runtime, fake: FakeProvider) -> None:
@@ -284,6 +276,7 @@ def test_a_canceled_jobs_late_provider_task_is_recorded(rt: Runtime) -> None:
 
 
 def drive_from(rt: Runtime, job_id: str, token: int, turns: int = 20) -> list[str]:
+    """Carry out turns from ``token`` on (0 is a generate job's submit turn)."""
     actions = []
     for _ in range(turns):
         step = advance(rt, job_id, token)

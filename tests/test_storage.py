@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 import tracemalloc
 import uuid
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import MotoServer
+from videopoll.download import stream
 from videopoll.errors import DeliveryError
 from videopoll.storage import FileStorage, S3Storage, build_storage, video_key
 
@@ -97,17 +100,42 @@ def test_s3_stopping_mid_upload_is_a_retryable_error_and_leaves_no_object() -> N
         server.stop()
 
 
+class _BigVideo(http.server.BaseHTTPRequestHandler):
+    """Serves a generated 300 MB body, written in 1 MiB pieces: a large provider output."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(300 * MiB))
+        self.end_headers()
+        piece = b"v" * MiB
+        for _ in range(300):
+            self.wfile.write(piece)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
 @pytest.mark.slow
-def test_a_300_mb_video_streams_with_flat_memory(s3_server: MotoServer) -> None:
+def test_a_300_mb_video_goes_from_provider_to_s3_with_flat_memory(
+    s3_server: MotoServer,
+) -> None:
+    """The whole pipeline, download streamed straight into a multipart upload."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BigVideo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     storage = s3(s3_server)
+    url = f"http://127.0.0.1:{server.server_address[1]}/big.mp4"
     tracemalloc.start()
     try:
-        stored = storage.put_stream("huge.mp4", chunks(300 * MiB))
+        stored = storage.put_stream("huge.mp4", stream(url, 400 * MiB, 120, allow_private=True))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+        server.shutdown()
     assert stored.size_bytes == 300 * MiB
-    assert peak < 40 * MiB, f"peak {peak / MiB:.1f} MiB"  # one 8 MiB part, a few copies
+    assert storage.stat("huge.mp4") == stored
+    print(f"peak traced memory for 300 MiB: {peak / MiB:.1f} MiB")
+    assert peak < 40 * MiB, f"peak {peak / MiB:.1f} MiB"  # one 8 MiB part and a few copies
 
 
 def test_file_links_never_show_a_server_path(tmp_path: Path) -> None:

@@ -60,24 +60,14 @@ def _record(
     req: PollVideoRequest | GenerateRequest, model: ModelInfo, settings: Settings,
     keys: list[str], **fields: Any,
 ) -> JobRecord:
-    """The fields every new job shares: who asked, for which model, and its deadline."""
-    now = time.time()
-    return JobRecord(
-        job_id=new_job_id(),
-        model=model.name,
-        family=model.family,
-        session_id=req.session_id,
-        chat_id=req.chat_id,
+    """A job for a request: who asked, for which model."""
+    return _new_job(
+        settings, keys, model=model.name, family=model.family, session_id=req.session_id,
+        chat_id=req.chat_id, metadata=req.metadata,
         callback_url=str(req.callback_url) if req.callback_url else None,
         progress_messages=(settings.progress_messages if req.progress_messages is None
                            else req.progress_messages),
-        metadata=req.metadata,
-        max_attempts=settings.max_attempts,
-        deadline_at=now + settings.job_deadline_seconds,
-        idempotency_keys=keys,
-        history=[(now, JobStatus.QUEUED.value)],
-        **fields,
-    )
+        **fields)
 
 
 def linked_job_record(parent: JobRecord, settings: Settings, action: str, chat_id: str | int,
@@ -87,21 +77,22 @@ def linked_job_record(parent: JobRecord, settings: Settings, action: str, chat_i
     The idempotency key is the (action, parent) pair, so a double tap, or Telegram resending
     the update, finds the job the first press started.
     """
+    return _new_job(
+        settings, [f"button:{action}:{parent.job_id}"], model=parent.model,
+        family=parent.family, session_id=parent.session_id, chat_id=chat_id,
+        callback_url=parent.callback_url, metadata=parent.metadata,
+        progress_messages=parent.progress_messages, parent_job_id=parent.job_id,
+        next_poll_at=time.time(), **fields)
+
+
+def _new_job(settings: Settings, keys: list[str], **fields: Any) -> JobRecord:
+    """What every new job gets: an id, the attempt budget and its deadline."""
     now = time.time()
     return JobRecord(
         job_id=new_job_id(),
-        model=parent.model,
-        family=parent.family,
-        session_id=parent.session_id,
-        chat_id=chat_id,
-        callback_url=parent.callback_url,
-        metadata=parent.metadata,
-        parent_job_id=parent.job_id,
-        progress_messages=parent.progress_messages,
         max_attempts=settings.max_attempts,
         deadline_at=now + settings.job_deadline_seconds,
-        idempotency_keys=[f"button:{action}:{parent.job_id}"],
+        idempotency_keys=keys,
         history=[(now, JobStatus.QUEUED.value)],
-        next_poll_at=now,
         **fields,
     )

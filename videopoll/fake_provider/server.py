@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import secrets
-import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from videopoll.fake_provider.scenarios import Scenario, parse_scenario, step_for
+from videopoll.local_server import BackgroundServer, serve_until_stopped
 
 log = logging.getLogger(__name__)
 SAMPLE_MP4 = Path(__file__).with_name("sample.mp4")
@@ -242,26 +242,18 @@ class FakeServer(ThreadingHTTPServer):
         self.base_url = f"http://{host}:{self.server_address[1]}"
 
 
-class FakeProvider:
+class FakeProvider(BackgroundServer):
     """The fake server running in a background thread (tests, the demo)."""
 
     def __init__(self, server: FakeServer) -> None:
+        super().__init__(server, "fake-provider")
         self.server = server
-        self.base_url = server.base_url
-        self.thread = threading.Thread(target=server.serve_forever, name="fake-provider",
-                                       daemon=True)
-        self.thread.start()
 
     def stats(self) -> dict[str, Any]:
         return self.server.state.stats()
 
     def reset(self) -> None:
         self.server.state.reset()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 def start_in_thread(host: str = "127.0.0.1", port: int = 0,
@@ -276,15 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None)
     args = parser.parse_args(argv)
     server = FakeServer(args.host, args.port, args.api_key)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    print(f"fake KIE.ai provider on {server.base_url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_stopped(server, f"fake KIE.ai provider on {server.base_url}")
 
 
 __all__ = ["FakeProvider", "Scenario", "main", "start_in_thread"]

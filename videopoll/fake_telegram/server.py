@@ -14,12 +14,13 @@ import email.parser
 import email.policy
 import json
 import logging
-import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from videopoll.local_server import BackgroundServer, serve_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -178,15 +179,12 @@ class FakeTelegramServer(ThreadingHTTPServer):
         self.base_url = f"http://{host}:{self.server_address[1]}"
 
 
-class FakeTelegram:
+class FakeTelegram(BackgroundServer):
     """The fake Bot API in a background thread (tests, the demo)."""
 
     def __init__(self, server: FakeTelegramServer) -> None:
+        super().__init__(server, "fake-telegram")
         self.server = server
-        self.base_url = server.base_url
-        self.thread = threading.Thread(target=server.serve_forever, name="fake-telegram",
-                                       daemon=True)
-        self.thread.start()
 
     def calls(self, method: str | None = None) -> list[dict[str, Any]]:
         with self.server.state.lock:
@@ -201,11 +199,6 @@ class FakeTelegram:
             self.server.state.calls.clear()
             self.server.state.script.clear()
 
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
 
 def start_in_thread(host: str = "127.0.0.1", port: int = 0) -> FakeTelegram:
     return FakeTelegram(FakeTelegramServer(host, port))
@@ -217,12 +210,4 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8081)
     args = parser.parse_args(argv)
     server = FakeTelegramServer(args.host, args.port)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    print(f"fake Telegram Bot API on {server.base_url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_stopped(server, f"fake Telegram Bot API on {server.base_url}")

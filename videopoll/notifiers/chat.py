@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from videopoll.models import JobRecord
 from videopoll.notifiers.base import FINAL_EVENTS, Notice, Notifier
 from videopoll.notifiers.webhook import post_json
@@ -16,37 +18,40 @@ def _line(job: JobRecord, notice: Notice) -> str:
     return "\n".join(parts)
 
 
-class SlackNotifier(Notifier):
-    name = "slack"
+class _IncomingWebhook(Notifier):
+    """A team channel's incoming-webhook URL; subclasses shape the payload."""
+
     events = FINAL_EVENTS
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
         self.timeout = timeout
 
+    def payload(self, job: JobRecord, notice: Notice) -> dict[str, Any]:
+        raise NotImplementedError
+
     def send(self, job: JobRecord, notice: Notice) -> str:
-        text = _line(job, notice)
-        payload = {"text": text,
-                   "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+        receipt = f"{job.job_id}.{notice.event}"
         # the operator configured this URL: it may be an internal relay
-        post_json(self.url, payload, msg_id=f"{job.job_id}.{notice.event}", secret=None,
+        post_json(self.url, self.payload(job, notice), msg_id=receipt, secret=None,
                   timeout=self.timeout, allow_private=True)
-        return f"slack:{job.job_id}.{notice.event}"
+        return f"{self.name}:{receipt}"
 
 
-class DiscordNotifier(Notifier):
+class SlackNotifier(_IncomingWebhook):
+    name = "slack"
+
+    def payload(self, job: JobRecord, notice: Notice) -> dict[str, Any]:
+        text = _line(job, notice)
+        return {"text": text,
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+class DiscordNotifier(_IncomingWebhook):
     name = "discord"
-    events = FINAL_EVENTS
 
-    def __init__(self, url: str, timeout: float) -> None:
-        self.url = url
-        self.timeout = timeout
-
-    def send(self, job: JobRecord, notice: Notice) -> str:
+    def payload(self, job: JobRecord, notice: Notice) -> dict[str, Any]:
         embed = {"title": notice.text, "description": notice.caption or job.model}
         if notice.link:
             embed["url"] = notice.link
-        payload = {"content": _line(job, notice)[:2000], "embeds": [embed]}
-        post_json(self.url, payload, msg_id=f"{job.job_id}.{notice.event}", secret=None,
-                  timeout=self.timeout, allow_private=True)
-        return f"discord:{job.job_id}.{notice.event}"
+        return {"content": _line(job, notice)[:2000], "embeds": [embed]}
