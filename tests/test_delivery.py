@@ -168,3 +168,18 @@ def test_one_analytics_event_with_real_metadata_cost_and_no_link(
     assert job is not None and job.delivery.media is not None
     sent = json.loads(out.getvalue().splitlines()[0].removeprefix("NOTIFY "))
     assert sent["caption"].startswith("veo3 · 2s · 160x90 · ")
+
+
+def test_a_channel_held_by_a_dead_worker_is_not_skipped(
+    rt: Runtime, fake: FakeProvider, out: io.StringIO
+) -> None:
+    """The crashed sender's lease must run out and the channel be sent, not marked done."""
+    job_id = delivering(rt, f"{fake.base_url}/files/veo_ok1_h.mp4")
+    delivery.store_output(rt, job_id)
+    assert rt.store.begin_stage(job_id, "notify:console", 0.3) is not None  # then it died
+    assert delivery.notify_user(rt, job_id) is False  # this chain stops, the job stays open
+    assert out.getvalue() == ""
+    assert rt.store.get(job_id).status is JobStatus.DELIVERING  # type: ignore[union-attr]
+    time.sleep(0.4)
+    assert delivery.notify_user(rt, job_id) is True  # the re-delivery after the lease
+    assert len(out.getvalue().splitlines()) == 1

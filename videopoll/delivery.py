@@ -31,6 +31,12 @@ from videopoll.storage import FileStorage, video_key
 log = logging.getLogger(__name__)
 
 STAGE_LEASE_SECONDS = 300.0
+
+
+def stage_lease(rt: Runtime) -> float:
+    """A stage's lease never outlives the delivery lease: when the sweeper re-delivers a chain
+    whose worker died, the new chain must find the dead worker's stages free."""
+    return min(STAGE_LEASE_SECONDS, rt.settings.delivery_lease_seconds)
 RESULTS_STREAM_MAXLEN = 100_000
 
 StoreOutcome = Literal["stored", "held", "skipped"]
@@ -59,7 +65,7 @@ def store_output(rt: Runtime, job_id: str) -> StoreOutcome:
         return "skipped"
     if job.delivery.storage_key:
         return "stored"
-    owner = rt.store.begin_stage(job_id, "store", STAGE_LEASE_SECONDS)
+    owner = rt.store.begin_stage(job_id, "store", stage_lease(rt))
     if owner is None:
         return "stored" if rt.store.stage_done(job_id, "store") else "held"
     try:
@@ -105,22 +111,29 @@ def probe_stored(rt: Runtime, key: str, size_bytes: int) -> MediaInfo:
 
 def _renewing(rt: Runtime, job_id: str, owner: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Pass chunks through, renewing the stage lease so a long download is not run twice."""
-    renew_every = STAGE_LEASE_SECONDS / 3
+    lease = stage_lease(rt)
+    renew_every = lease / 3
     last = time.monotonic()
     for chunk in chunks:
         if time.monotonic() - last >= renew_every:
-            if not rt.store.renew_stage(job_id, "store", owner, STAGE_LEASE_SECONDS):
+            if not rt.store.renew_stage(job_id, "store", owner, lease):
                 raise DeliveryError("lost the store lease to another worker")
             last = time.monotonic()
         yield chunk
 
 
-def notify_user(rt: Runtime, job_id: str) -> None:
-    """Tell every channel how the job ended, each exactly once (a retry skips the done ones)."""
+def notify_user(rt: Runtime, job_id: str) -> bool:
+    """Tell every channel how the job ended, each exactly once (a retry skips the done ones).
+
+    ``False``: some channel is being sent by another worker right now (or by one that died,
+    until its lease runs out); this chain stops, and that worker's chain, or the sweeper's
+    re-delivery, finishes the job. Finishing it here could skip a channel for good.
+    """
     job = rt.store.get(job_id)
     event = _final_event(job) if job is not None else None
-    if job is not None and event is not None:
-        _notify(rt, job, event, "notify")
+    if job is None or event is None:
+        return True
+    return _notify(rt, job, event, "notify")
 
 
 def notify_delayed(rt: Runtime, job_id: str) -> None:
@@ -140,15 +153,20 @@ def _final_event(job: JobRecord) -> Event | None:
     return None
 
 
-def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> None:
-    """Send ``event`` on every channel not yet done; raise the first retryable failure."""
+def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
+    """Send ``event`` on every channel not yet done; raise the first retryable failure.
+
+    ``False`` when a channel is held by another worker (see ``notify_user``).
+    """
     notice = notice_for(rt, job, event)
     pending: NotifyError | None = None
+    held = False
     for notifier in rt.notifiers:
         stage = f"{prefix}:{notifier.name}"
-        owner = rt.store.begin_stage(job.job_id, stage, STAGE_LEASE_SECONDS)
+        owner = rt.store.begin_stage(job.job_id, stage, stage_lease(rt))
         if owner is None:
-            continue  # done, or another worker is sending it right now
+            held = held or not rt.store.stage_done(job.job_id, stage)
+            continue
         skip = notifier.skip_reason(job, notice)
         if skip is not None:
             result: dict[str, Any] = {"status": "skipped", "reason": skip}
@@ -172,6 +190,7 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> None:
         rt.store.finish_stage(job.job_id, stage, owner)
     if pending is not None:
         raise pending
+    return not held
 
 
 def any_channel_reached(rt: Runtime, job_id: str) -> bool:
@@ -223,7 +242,7 @@ def update_progress(rt: Runtime, job_id: str, text: str) -> None:
     if notice.progress_message_id is not None:
         telegram.edit(notice.chat_id, notice.progress_message_id, text)
         return
-    owner = rt.store.begin_stage(job_id, "progress", STAGE_LEASE_SECONDS)
+    owner = rt.store.begin_stage(job_id, "progress", stage_lease(rt))
     if owner is None:
         return  # another worker is sending the first one
     try:
@@ -271,7 +290,7 @@ def record_result(rt: Runtime, job_id: str) -> None:
     job = transitions.succeed(rt.store, job_id).job
     if job is None or not job.status.terminal:
         return
-    owner = rt.store.begin_stage(job_id, "record", STAGE_LEASE_SECONDS)
+    owner = rt.store.begin_stage(job_id, "record", stage_lease(rt))
     if owner is not None:
         _append_result(rt, job)
         rt.store.finish_stage(job_id, "record", owner)

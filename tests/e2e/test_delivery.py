@@ -137,8 +137,11 @@ def test_a_worker_killed_between_upload_and_notify_sends_one_message(
         c["chat_id"] == str(chat) for c in telegram.calls("sendVideo")), 20, "first send")
     delivered.kill_worker()  # SIGKILL while the notify retry waits
     delivered.start_worker()
-    assert delivered.wait_terminal(job_id, 60)["status"] == "succeeded"
-    delivered.wait_until(lambda: len(videos_sent(telegram, chat)) == 1, 20, "the one video")
+    final = delivered.wait_terminal(job_id, 60)
+    assert final["status"] == "succeeded", final
+    delivered.wait_until(lambda: len(videos_sent(telegram, chat)) == 1, 20,
+                         f"the one video ({final.get('notifications')}, "
+                         f"{[c.get('answered') for c in telegram.calls('sendVideo')]})")
     time.sleep(1.5)
     assert len(videos_sent(telegram, chat)) == 1
 

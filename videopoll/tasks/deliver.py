@@ -62,7 +62,7 @@ def fetch_and_store(self: Any, job_id: str) -> None:
 def notify_user(self: Any, job_id: str) -> None:
     rt = get_runtime()
     try:
-        delivery.notify_user(rt, job_id)
+        complete = delivery.notify_user(rt, job_id)
     except Exception as exc:  # a notifier fault must not lose the job: retry, then decide
         if self.request.retries < NOTIFY_MAX_RETRIES:
             wait = max(_backoff(self.request.retries), getattr(exc, "retry_after", None) or 0)
@@ -75,6 +75,9 @@ def notify_user(self: Any, job_id: str) -> None:
             _end_delivery(job_id, ErrorCode.DELIVERY_FAILED, f"notifier: {type(exc).__name__}")
             raise Ignore() from exc
         # someone was told (or the job already ended): record it, so the chain ends
+        return
+    if not complete:
+        raise Ignore()  # another worker is sending; its chain or a re-delivery finishes
 
 
 @app.task(name="videopoll.notify_delayed", bind=True, max_retries=3)
