@@ -63,8 +63,10 @@ def test_a_presigned_link_is_made_at_read_time_and_opens(s3_server: MotoServer) 
 
 
 def test_a_public_base_url_wins_over_presigning(s3_server: MotoServer) -> None:
+    """The public base is the bucket's public address (a CDN or public-bucket endpoint), so
+    the link carries the whole object key, prefix included: the path S3 serves it at."""
     storage = s3(s3_server, public_base_url="https://cdn.example/v/")
-    assert storage.link_for("videos/a b.mp4") == "https://cdn.example/v/videos/a%20b.mp4"
+    assert storage.link_for("videos/a b.mp4") == "https://cdn.example/v/prefix/videos/a%20b.mp4"
 
 
 def test_a_multi_part_upload_reassembles_exactly(s3_server: MotoServer) -> None:
@@ -145,3 +147,44 @@ def test_file_links_never_show_a_server_path(tmp_path: Path) -> None:
     assert link == "http://api.local:8000/videos/videos/veo3/2026/11/job_1.mp4"
     assert str(tmp_path) not in link
     assert storage.link_for("videos/x.mp4") is None  # no API and no public base: no link
+
+
+def test_a_failed_upload_is_aborted_so_no_part_lingers(s3_server: MotoServer) -> None:
+    """The download dies after one part while S3 is up: the abort reaches S3."""
+    storage = s3(s3_server)
+    storage.part_bytes = 5 * MiB
+
+    def download_dies_after_first_part() -> Iterator[bytes]:
+        yield from chunks(6 * MiB)
+        raise DeliveryError("provider connection reset")
+
+    with pytest.raises(DeliveryError, match="connection reset"):
+        storage.put_stream("cut.mp4", download_dies_after_first_part())
+    assert storage.stat("cut.mp4") is None
+    uploads = storage.client.list_multipart_uploads(Bucket=storage.bucket)
+    assert uploads.get("Uploads", []) == []  # no billed, invisible parts left behind
+
+
+def test_metadata_that_s3_cannot_carry_is_escaped_not_fatal(s3_server: MotoServer) -> None:
+    """S3 user metadata is ASCII only; a provider id with other characters must not make the
+    upload fail on every retry."""
+    storage = s3(s3_server)
+    storage.put_stream("m.mp4", [b"x"], {"provider-task-id": "tâche-1", "model": "veo3"})
+    head = storage.client.head_object(Bucket=storage.bucket, Key="prefix/m.mp4")
+    assert head["Metadata"] == {"provider-task-id": "t%C3%A2che-1", "model": "veo3"}
+
+
+def test_file_storage_ignores_metadata_and_replaces_atomically(tmp_path: Path) -> None:
+    storage = build_storage(tmp_path.as_uri())
+    stored = storage.put_stream("videos/a.mp4", [b"ab", b"c"], {"job-id": "job_1"})
+    assert stored == storage.stat("videos/a.mp4")
+    assert stored.size_bytes == 3 and stored.url.startswith("file://")
+
+    def dies() -> Iterator[bytes]:
+        yield b"new"
+        raise DeliveryError("cut")
+
+    with pytest.raises(DeliveryError):
+        storage.put_stream("videos/a.mp4", dies())
+    assert (tmp_path / "videos/a.mp4").read_bytes() == b"abc"  # the old video is intact
+    assert [p.name for p in (tmp_path / "videos").iterdir()] == ["a.mp4"]  # no partial file

@@ -32,7 +32,6 @@ from videopoll.settings import load_settings
 
 log = logging.getLogger(__name__)
 
-LEASE_KEY = "videopoll:beat:leader"
 LEASE_SECONDS = 10.0
 
 # Take the lease when it is free, renew it when it is ours; never touch another beat's lease.
@@ -56,9 +55,11 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]  # celery ships no type 
     lease_seconds = LEASE_SECONDS
 
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        settings = load_settings()
         self._redis = redis.Redis.from_url(
-            load_settings().redis_url, socket_timeout=2, socket_connect_timeout=2
+            settings.redis_url, socket_timeout=2, socket_connect_timeout=2
         )
+        self._key = f"{settings.key_prefix}:beat:leader"
         self._me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._state = "starting"
         super().__init__(app, *args, **kwargs)
@@ -73,22 +74,22 @@ class LeaderScheduler(Scheduler):  # type: ignore[misc]  # celery ships no type 
     def close(self) -> None:
         """Hand the lease over at once on a clean stop, rather than after it expires."""
         with contextlib.suppress(redis.RedisError):  # otherwise it expires by itself
-            self._redis.eval(_RELEASE, 1, LEASE_KEY, self._me)
+            self._redis.eval(_RELEASE, 1, self._key, self._me)
         super().close()
 
     def _hold_lease(self) -> bool:
         try:
-            held = bool(self._redis.eval(_HOLD, 1, LEASE_KEY, self._me,
+            held = bool(self._redis.eval(_HOLD, 1, self._key, self._me,
                                          int(self.lease_seconds * 1000)))
         except redis.RedisError as exc:
             self._become("unreachable", "beat: Redis unreachable (%s); not firing until it "
                          "answers", type(exc).__name__)
             return False
         if held:
-            self._become("leading", "beat: leading (lease %s, %ss)", LEASE_KEY,
+            self._become("leading", "beat: leading (lease %s, %ss)", self._key,
                          self.lease_seconds)
         else:
-            self._become("standby", "beat: standing by; another beat holds %s", LEASE_KEY)
+            self._become("standby", "beat: standing by; another beat holds %s", self._key)
         return held
 
     def _become(self, state: str, message: str, *args: object) -> None:

@@ -24,6 +24,7 @@ from videopoll.errors import DeliveryError
 
 PART_BYTES = 8 * 1024 * 1024  # S3's minimum part is 5 MiB; 8 keeps memory flat and calls few
 CONTENT_TYPE = "video/mp4"
+_ASCII_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class S3Storage(Storage):
     ) -> StoredObject:
         full = self.prefix + key
         upload = self._call("create_multipart_upload", Bucket=self.bucket, Key=full,
-                            ContentType=CONTENT_TYPE, Metadata=metadata or {})
+                            ContentType=CONTENT_TYPE, Metadata=s3_metadata(metadata or {}))
         upload_id = upload["UploadId"]
         parts: list[dict[str, Any]] = []
         size = 0
@@ -168,7 +169,9 @@ class S3Storage(Storage):
         return contextlib.closing(body)
 
     def link_for(self, key: str, api_base_url: str | None = None) -> str | None:
-        public = super().link_for(key)
+        """The public URL of the object (the base is the bucket's address, so the prefix is
+        part of the path), else a presigned GET valid for ``presign_seconds`` from now."""
+        public = super().link_for(self.prefix + key)
         if public:
             return public
         url: str = self.client.generate_presigned_url(
@@ -192,6 +195,13 @@ class S3Storage(Storage):
             return getattr(self.client, name)(**kwargs)
         except Exception as exc:
             raise _delivery_error(name, exc) from exc
+
+
+def s3_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """S3 user metadata travels as ASCII headers: anything else is percent-escaped, since
+    botocore refuses it outright and the upload would fail on every retry."""
+    return {key: value if value.isascii() else quote(value, safe=_ASCII_SAFE)
+            for key, value in metadata.items()}
 
 
 def _delivery_error(operation: str, exc: Exception) -> DeliveryError:
