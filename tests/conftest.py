@@ -14,6 +14,8 @@ import redis
 import requests
 
 from videopoll.fake_provider import FakeProvider, start_in_thread
+from videopoll.fake_telegram import FakeTelegram
+from videopoll.fake_telegram import start_in_thread as start_telegram
 from videopoll.local_redis import free_port, local_redis
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
@@ -122,3 +124,18 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def rt(settings: Settings) -> Runtime:
     return build_runtime(settings)
+
+
+@pytest.fixture(scope="session")
+def fake_bot_api() -> Iterator[FakeTelegram]:
+    """The bundled fake Telegram Bot API on a free loopback port, one per test session."""
+    server = start_telegram()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bot_api(fake_bot_api: FakeTelegram) -> FakeTelegram:
+    """The fake Bot API with no calls recorded and no failures scripted."""
+    fake_bot_api.reset()
+    return fake_bot_api

@@ -20,6 +20,7 @@ class Listener:
     statuses: list[int] = field(default_factory=list)  # answered in turn, then 200
     received: list[Received] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    bodies: list[bytes] = field(default_factory=list)  # answered in turn, then b"ok"
 
     def __post_init__(self) -> None:
         listener = self
@@ -33,11 +34,12 @@ class Listener:
                 self.send_response(status)
                 for k, v in listener.headers.items():
                     self.send_header(k, v)
-                if 300 <= status < 400:
+                if 300 <= status < 400 and "Location" not in listener.headers:
                     self.send_header("Location", "http://127.0.0.1:9/elsewhere")
-                self.send_header("Content-Length", "2")
+                body = listener.bodies.pop(0) if listener.bodies else b"ok"
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(body)
 
             def log_message(self, *_: Any) -> None:
                 pass

@@ -69,19 +69,21 @@ def test_run_demo_delivers_then_ctrl_c_stops_everything(
     redis_server: str, tmp_path: Path
 ) -> None:
     demo, ports, output = start_demo(f"{redis_server}/14", tmp_path)
-    assert "succeeded   Your video is ready." in output, output
-    assert "running     Your video is being generated." in output, output
-    # what a real user and caller get, shown offline: S3 key, Telegram message, callback
-    assert re.search(r"S3 object:  s3://videopoll-demo/videos/veo3_fast/\d{4}/\d{2}/job_\w+\.mp4",
-                     output), output
-    assert "Telegram:   sendVideo to chat 424242: veo3_fast" in output, output
-    assert "[Publish] [Regenerate] [Extend] [Get 1080p]" in output, output
-    assert re.search(r"callback:   video.succeeded for job_\w+ \(signature verified\)",
-                     output), output
-    assert all(listening(p) for p in ports.values())
-
-    demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    assert demo.wait(timeout=40) == 0
+    try:
+        assert "succeeded   Your video is ready." in output, output
+        assert "running     Your video is being generated." in output, output
+        # what a real user and caller get, shown offline: S3 key, Telegram message, callback
+        assert re.search(
+            r"S3 object:  s3://videopoll-demo/videos/veo3_fast/\d{4}/\d{2}/job_\w+\.mp4",
+            output), output
+        assert "Telegram:   sendVideo to chat 424242: veo3_fast" in output, output
+        assert "[Publish] [Regenerate] [Extend] [Get 1080p]" in output, output
+        assert re.search(r"callback:   video.succeeded for job_\w+ \(signature verified\)",
+                         output), output
+        assert all(listening(p) for p in ports.values())
+    finally:  # stop the stack even when an assertion above failed: never leak processes
+        demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert demo.wait(timeout=40) == 0
 
     time.sleep(0.5)
     assert not any(listening(p) for p in ports.values())

@@ -1,10 +1,16 @@
 """A Telegram Bot API look-alike on 127.0.0.1, for the offline demo and the tests.
 
 It answers ``/bot<token>/<method>`` the way the real Bot API does (``{"ok": true, "result":
-…}`` or ``{"ok": false, "error_code", "description", "parameters"}``), records every call at
-``GET /_fake/calls``, and plays scripted failures queued with ``POST /_fake/script``
-(``{"method": "sendVideo", "answers": [{"error_code": 429, "retry_after": 1}, …]}``), so the
-real pyTelegramBotAPI client code is exercised over real HTTP. Standard library only.
+…}`` or ``{"ok": false, "error_code", "description", "parameters"}``; rules in ``botapi``),
+records every call at ``GET /_fake/calls`` (``?method=sendVideo`` filters), and plays
+scripted failures queued with ``POST /_fake/script``::
+
+    {"method": "sendVideo", "chat_id": 7, "answers": [{"error_code": 429, "retry_after": 1}]}
+    {"chat_id": 8, "answers": [{"error_code": 403, "forever": true}]}   # a blocked bot
+
+``method`` defaults to every method, ``chat_id`` to every chat. Parameters may come in the
+query string (as pyTelegramBotAPI sends them), JSON, a urlencoded form or multipart; an
+uploaded file is recorded as its size and first bytes. Standard library only.
 """
 
 from __future__ import annotations
@@ -14,45 +20,37 @@ import email.parser
 import email.policy
 import json
 import logging
-import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from videopoll.fake_telegram.botapi import UPLOAD_MAX_BYTES, BotState
 from videopoll.local_server import BackgroundServer, serve_until_stopped
 
 log = logging.getLogger(__name__)
 
-DESCRIPTIONS = {
-    400: "Bad Request: chat not found",
-    403: "Forbidden: bot was blocked by the user",
-    429: "Too Many Requests: retry after {retry_after}",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-}
 
-
-class TelegramState:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.calls: list[dict[str, Any]] = []
-        self.script: dict[str, list[dict[str, Any]]] = {}
-        self.next_message_id = 1000
-
-    def record(self, call: dict[str, Any]) -> None:
-        with self.lock:
-            self.calls.append(call)
-
-    def scripted(self, method: str) -> dict[str, Any] | None:
-        with self.lock:
-            queue = self.script.get(method) or self.script.get("*")
-            return queue.pop(0) if queue else None
-
-    def message_id(self) -> int:
-        with self.lock:
-            self.next_message_id += 1
-            return self.next_message_id
+def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
+    boundary = email.parser.HeaderParser(policy=email.policy.HTTP).parsestr(
+        f"Content-Type: {content_type}\r\n\r\n").get_param("boundary")
+    if not isinstance(boundary, str):
+        return {}
+    fields: dict[str, Any] = {}
+    for raw in body.split(b"--" + boundary.encode())[1:]:
+        head, sep, payload = raw.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not sep:
+            continue  # the closing "--"
+        headers = email.parser.BytesHeaderParser(policy=email.policy.HTTP).parsebytes(head)
+        disposition = headers.get("content-disposition", "")
+        params = dict(headers.get_params(header="content-disposition") or [])
+        payload = payload.removesuffix(b"\r\n")
+        if "filename" in params or "filename=" in disposition:
+            fields[params.get("name", "file")] = {
+                "file_size": len(payload), "file_name": params.get("filename", ""),
+                "head": payload[4:8].decode("latin-1")}  # "ftyp" for an MP4
+        else:
+            fields[params.get("name", "")] = payload.decode("utf-8", "replace")
+    return fields
 
 
 def _fields(content_type: str, body: bytes) -> dict[str, Any]:
@@ -61,24 +59,17 @@ def _fields(content_type: str, body: bytes) -> dict[str, Any]:
         data = json.loads(body or b"{}")
         return data if isinstance(data, dict) else {}
     if content_type.startswith("multipart/form-data"):
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-        fields: dict[str, Any] = {}
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            raw = part.get_payload(decode=True)
-            payload = raw if isinstance(raw, bytes) else b""
-            if part.get_filename():
-                fields[str(name)] = {"file_size": len(payload), "head": payload[4:8].decode(
-                    "latin-1")}
-            else:
-                fields[str(name)] = payload.decode("utf-8", "replace")
-        return fields
-    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        return _multipart(content_type, body)
+    return _query(body.decode("utf-8", "replace"))
+
+
+def _query(query: str) -> dict[str, Any]:
+    return {k: v[0] for k, v in parse_qs(query).items()}
 
 
 class Handler(BaseHTTPRequestHandler):
     server: FakeTelegramServer
+    protocol_version = "HTTP/1.1"  # keep-alive, as requests' sessions expect
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
@@ -91,91 +82,61 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _body(self) -> bytes | None:
+        """The request body, or ``None`` when the client hung up before sending all of it
+        (Telegram drops such a request: nothing is recorded, nothing is sent)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = bytearray()
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                out += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return bytes(out)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        return body if len(body) == length else None
+
     def do_GET(self) -> None:
         url = urlparse(self.path)
         if url.path == "/_fake/calls":
-            with self.server.state.lock:
-                return self._json(200, list(self.server.state.calls))
+            method = _query(url.query).get("method")
+            return self._json(200, self.server.state.calls_of(method))
         self._method(url.path, _query(url.query))
 
     def do_POST(self) -> None:
         url = urlparse(self.path)
-        path = url.path
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        if path == "/_fake/script":
+        body = self._body()
+        if body is None:
+            self.close_connection = True
+            return
+        state = self.server.state
+        if url.path == "/_fake/script":
             spec = json.loads(body)
-            with self.server.state.lock:
-                self.server.state.script.setdefault(spec["method"], []).extend(spec["answers"])
+            state.add_script(spec.get("method", "*"), list(spec["answers"]),
+                             spec.get("chat_id"))
             return self._json(200, {"ok": True})
-        if path == "/_fake/reset":
-            with self.server.state.lock:
-                self.server.state.calls.clear()
-                self.server.state.script.clear()
+        if url.path == "/_fake/reset":
+            state.reset()
             return self._json(200, {"ok": True})
         # pyTelegramBotAPI sends parameters in the query string and files as multipart
         fields = {**_query(url.query), **_fields(self.headers.get("Content-Type", ""), body)}
-        self._method(path, fields)
+        self._method(url.path, fields)
 
-    def _method(self, path: str, fields: dict[str, Any] | None = None) -> None:
+    def _method(self, path: str, fields: dict[str, Any]) -> None:
         parts = path.strip("/").split("/")
         if len(parts) != 2 or not parts[0].startswith("bot") or ":" not in parts[0]:
             return self._json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
-        token, method = parts[0][3:], parts[1]
-        fields = fields or {}
-        state = self.server.state
-        answer = state.scripted(method)
-        call = {"method": method, "token_tail": token[-4:], "at": time.time(), **fields}
-        if answer is not None:
-            call["answered"] = answer.get("error_code", 200)
-        state.record(call)
-        if answer is not None and answer.get("error_code"):
-            code = int(answer["error_code"])
-            retry = answer.get("retry_after", 1)
-            failure: dict[str, Any] = {
-                "ok": False, "error_code": code,
-                "description": answer.get("description")
-                or DESCRIPTIONS.get(code, "Error").format(retry_after=retry)}
-            if code == 429:
-                failure["parameters"] = {"retry_after": retry}
-            return self._json(code, failure)
-        self._json(200, {"ok": True, "result": self._result(method, fields)})
-
-    def _result(self, method: str, fields: dict[str, Any]) -> Any:
-        chat = {"id": _int(fields.get("chat_id")), "type": "private"}
-        message = {"message_id": self.server.state.message_id(), "date": int(time.time()),
-                   "chat": chat}
-        if method == "getMe":
-            return {"id": 1, "is_bot": True, "first_name": "videopoll", "username": "fake_bot"}
-        if method in ("answerCallbackQuery", "deleteMessage", "setWebhook"):
-            return True
-        if method == "sendVideo":
-            message["video"] = {"file_id": "fake-file", "file_unique_id": "u", "width": 0,
-                                "height": 0, "duration": 0}
-            if fields.get("caption"):
-                message["caption"] = fields["caption"]
-        if method in ("sendMessage", "editMessageText"):
-            message["text"] = fields.get("text", "")
-        return message
-
-
-def _query(query: str) -> dict[str, Any]:
-    return {k: v[0] for k, v in parse_qs(query).items()}
-
-
-def _int(value: Any) -> int | str:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return str(value)
+        status, answer = self.server.state.handle(parts[0][3:], parts[1], fields)
+        self._json(status, answer)
 
 
 class FakeTelegramServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, upload_max_bytes: int = UPLOAD_MAX_BYTES) -> None:
         super().__init__((host, port), Handler)
-        self.state = TelegramState()
+        self.state = BotState(upload_max_bytes)
         self.base_url = f"http://{host}:{self.server_address[1]}"
 
 
@@ -187,27 +148,27 @@ class FakeTelegram(BackgroundServer):
         self.server = server
 
     def calls(self, method: str | None = None) -> list[dict[str, Any]]:
-        with self.server.state.lock:
-            return [c for c in self.server.state.calls if method in (None, c["method"])]
+        return self.server.state.calls_of(method)
 
-    def script(self, method: str, *answers: dict[str, Any]) -> None:
-        with self.server.state.lock:
-            self.server.state.script.setdefault(method, []).extend(answers)
+    def script(self, method: str, *answers: dict[str, Any],
+               chat_id: str | int | None = None) -> None:
+        """Queue answers for ``method`` (``"*"``: any), for one chat or every chat."""
+        self.server.state.add_script(method, list(answers), chat_id)
 
     def reset(self) -> None:
-        with self.server.state.lock:
-            self.server.state.calls.clear()
-            self.server.state.script.clear()
+        self.server.state.reset()
 
 
-def start_in_thread(host: str = "127.0.0.1", port: int = 0) -> FakeTelegram:
-    return FakeTelegram(FakeTelegramServer(host, port))
+def start_in_thread(host: str = "127.0.0.1", port: int = 0,
+                    upload_max_bytes: int = UPLOAD_MAX_BYTES) -> FakeTelegram:
+    return FakeTelegram(FakeTelegramServer(host, port, upload_max_bytes))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m videopoll.fake_telegram")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--upload-max-bytes", type=int, default=UPLOAD_MAX_BYTES)
     args = parser.parse_args(argv)
-    server = FakeTelegramServer(args.host, args.port)
+    server = FakeTelegramServer(args.host, args.port, args.upload_max_bytes)
     return serve_until_stopped(server, f"fake Telegram Bot API on {server.base_url}")
