@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -379,3 +380,40 @@ def test_fake_market_result_json_as_object(fake: FakeProvider) -> None:
     result = normalize(fake_adapter(fake, "kie_market").fetch(task))
     assert (result.state, result.output_urls) == (
         PollState.SUCCEEDED, [f"{fake.base_url}/files/{task}.mp4"])
+
+
+class _Trickle(threading.Thread):
+    """A real server that sends headers, then its body one byte every 0.2 s."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def run(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.recv(65536)
+            body = b'{"code": 200, "msg": "success", "data": {"taskId": "t"}}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body))
+            for byte in body:
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+
+@pytest.mark.parametrize("family", ["kie_veo", "kie_market"])
+def test_a_provider_that_trickles_its_answer_is_cut_off(family: str) -> None:
+    """Each read is quick, so requests' timeout never fires; the wall bound does."""
+    server = _Trickle()
+    server.start()
+    provider = PROVIDERS[family](base_url=server.url, api_key="k", timeout=0.5)
+    began = time.monotonic()
+    with pytest.raises(TransientError, match="too long"):
+        provider.fetch("t")
+    assert time.monotonic() - began < 3  # 2 x timeout, not the 11 s the body would take

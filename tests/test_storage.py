@@ -13,7 +13,7 @@ import boto3
 import pytest
 import requests
 
-from tests.conftest import MotoServer
+from tests.conftest import MotoServer, aws_test_credentials
 from videopoll.download import stream
 from videopoll.errors import DeliveryError
 from videopoll.storage import FileStorage, S3Storage, build_storage, video_key
@@ -79,7 +79,17 @@ def test_a_multi_part_upload_reassembles_exactly(s3_server: MotoServer) -> None:
     assert got == body
 
 
-def test_s3_stopping_mid_upload_is_a_retryable_error_and_leaves_no_object() -> None:
+def test_s3_stopping_mid_upload_is_a_retryable_error_and_leaves_no_object(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """S3 vanishes after the first part: upload_part fails after botocore's own retries
+    (well under a second for a refused connection), the abort cannot reach S3 either, and
+    the error is a retryable DeliveryError. moto keeps its state in memory, so the restarted
+    server has neither the object nor the upload; against real S3 the unfinished upload
+    stays, invisible and billed, until a lifecycle rule (AbortIncompleteMultipartUpload)
+    removes it. The abort that does reach S3 is tested below."""
+    for name, value in aws_test_credentials().items():
+        monkeypatch.setenv(name, value)  # this test starts its own S3, not the fixture's
     server = MotoServer().start()
     try:
         storage = s3(server)

@@ -10,7 +10,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.listeners import Listener
 from videopoll.errors import DeliveryError, NotifyError
-from videopoll.webhooks import CallbackError, build_payload, message_id, send_callback
+from videopoll.webhooks import WebhookError, build_payload, message_id, send_callback
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OLD_SECRET = "whsec_" + "c2VjcmV0LWJlZm9yZS1yb3RhdGlvbg=="
@@ -44,7 +44,7 @@ def test_the_callback_verifies_with_the_standard_webhooks_verifier(listener: Lis
 
 def test_a_retried_send_carries_the_same_webhook_id(listener: Listener) -> None:
     listener.statuses = [500]
-    with pytest.raises(CallbackError) as caught:
+    with pytest.raises(WebhookError) as caught:
         send(listener.url)
     assert not caught.value.permanent and caught.value.status == 500
     assert send(listener.url) == 200
@@ -69,7 +69,7 @@ def test_each_event_and_button_has_its_own_id(listener: Listener) -> None:
 def test_what_a_status_means_for_a_retry(listener: Listener, status: int,
                                           permanent: bool) -> None:
     listener.statuses = [status]
-    with pytest.raises(CallbackError) as caught:
+    with pytest.raises(WebhookError) as caught:
         send(listener.url)
     assert (caught.value.status, caught.value.permanent) == (status, permanent)
     assert isinstance(caught.value, NotifyError) and isinstance(caught.value, DeliveryError)
@@ -82,7 +82,7 @@ def test_what_a_status_means_for_a_retry(listener: Listener, status: int,
 def test_retry_after_is_read_and_bounded(listener: Listener, header: str,
                                          seconds: float | None) -> None:
     listener.statuses, listener.headers = [429], {"Retry-After": header}
-    with pytest.raises(CallbackError) as caught:
+    with pytest.raises(WebhookError) as caught:
         send(listener.url)
     assert caught.value.retry_after == seconds
 
@@ -91,7 +91,7 @@ def test_a_redirect_is_not_followed(listener: Listener) -> None:
     elsewhere = Listener()
     try:
         listener.statuses, listener.headers = [307], {"Location": elsewhere.url + "/x"}
-        with pytest.raises(CallbackError) as caught:
+        with pytest.raises(WebhookError) as caught:
             send(listener.url)
         assert caught.value.permanent and caught.value.status == 307
         assert elsewhere.received == []
@@ -100,12 +100,12 @@ def test_a_redirect_is_not_followed(listener: Listener) -> None:
 
 
 def test_a_private_address_is_refused_unless_allowed(listener: Listener) -> None:
-    with pytest.raises(CallbackError) as caught:
+    with pytest.raises(WebhookError) as caught:
         send_callback(listener.url, "succeeded", build_payload(VIEW, "succeeded"), SECRET,
                       timeout=5, allow_private=False)
     assert caught.value.permanent and "non-public" in caught.value.reason
     assert listener.received == []
-    with pytest.raises(CallbackError) as caught:
+    with pytest.raises(WebhookError) as caught:
         send_callback("file:///etc/passwd", "succeeded", {}, SECRET, timeout=5,
                       allow_private=True, msg_id="x")
     assert caught.value.permanent
@@ -115,7 +115,7 @@ def test_nobody_listening_is_retryable_and_the_reason_hides_the_url() -> None:
     gone = Listener()
     url = gone.url + "/webhook-waiting/123?signature=s3cr3t"
     gone.stop()
-    with pytest.raises(CallbackError) as caught:
+    with pytest.raises(WebhookError) as caught:
         send(url)
     assert not caught.value.permanent and caught.value.status == 0
     assert "s3cr3t" not in str(caught.value.args)
@@ -125,7 +125,7 @@ def test_unsigned_when_no_secret_unless_a_signature_is_required(listener: Listen
     assert send(listener.url, secret=None) == 200
     assert "webhook-signature" not in listener.received[0].headers
     assert listener.received[0].headers["webhook-id"] == "job-1.succeeded"
-    with pytest.raises(CallbackError) as caught:
+    with pytest.raises(WebhookError) as caught:
         send(listener.url, secret=None, require_signature=True)
     assert caught.value.permanent and "CALLBACK_SECRET" in caught.value.reason
     assert len(listener.received) == 1
@@ -134,7 +134,7 @@ def test_unsigned_when_no_secret_unless_a_signature_is_required(listener: Listen
 def test_a_malformed_secret_is_a_permanent_error_that_does_not_echo_it(
     listener: Listener,
 ) -> None:
-    with pytest.raises(CallbackError) as caught:
+    with pytest.raises(WebhookError) as caught:
         send(listener.url, secret="whsec_%%%not-base64%%%")
     assert caught.value.permanent and "not-base64" not in str(caught.value.args)
     assert listener.received == []
@@ -159,7 +159,7 @@ def test_the_payload_shape() -> None:
 def test_the_error_survives_pickling() -> None:
     import pickle
 
-    err = CallbackError("callback answered HTTP 429", status=429, retry_after=3.0)
+    err = WebhookError("callback answered HTTP 429", status=429, retry_after=3.0)
     back = pickle.loads(pickle.dumps(err))
     assert (back.reason, back.status, back.permanent, back.retry_after) == (
         err.reason, 429, False, 3.0)

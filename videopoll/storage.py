@@ -138,8 +138,11 @@ class S3Storage(Storage):
                 buffer += chunk
                 size += len(chunk)
                 while len(buffer) >= self.part_bytes:
-                    self._part(full, upload_id, parts, bytes(buffer[:self.part_bytes]))
+                    with memoryview(buffer) as view:  # one copy of the part, not two
+                        part = bytes(view[:self.part_bytes])
                     del buffer[:self.part_bytes]
+                    self._part(full, upload_id, parts, part)
+                    del part
             if buffer or not parts:
                 self._part(full, upload_id, parts, bytes(buffer))
             self._call("complete_multipart_upload", Bucket=self.bucket, Key=full,

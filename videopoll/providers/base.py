@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import abc
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import requests
+import urllib3
 from urllib3.exceptions import NewConnectionError
 
 from videopoll.errors import SubmitOutcomeUnknownError, TransientError
@@ -97,15 +99,19 @@ class Provider(abc.ABC):
         ``SubmitOutcomeUnknownError``, because the provider may have accepted it.
         """
         url = f"{self.base_url}{path}"
+        # requests' timeout bounds each socket read; a provider that trickles its answer a
+        # byte at a time would hold the worker for ever, so the whole call has a wall bound
+        deadline = time.monotonic() + 2 * self.timeout
         try:
             with self.session.request(
                 method, url, headers=self.headers(), timeout=self.timeout, stream=True, **kwargs
             ) as resp:
-                raw = _read_capped(resp)
+                raw = _read_capped(resp, deadline)
                 return to_provider_response(resp.status_code, raw, resp.headers.get("Retry-After"))
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             reason = f"{type(exc).__name__} calling {method} {path}"
-            if creates_task and not provably_not_sent(exc):
+            sent = not isinstance(exc, requests.RequestException) or not provably_not_sent(exc)
+            if creates_task and sent:
                 raise SubmitOutcomeUnknownError(reason) from exc
             raise TransientError(reason) from exc
         except TransientError as exc:
@@ -136,13 +142,16 @@ _UNSENDABLE = (requests.ConnectTimeout, requests.exceptions.MissingSchema,
                requests.exceptions.InvalidHeader)
 
 
-def _read_capped(resp: requests.Response) -> bytes:
+def _read_capped(resp: requests.Response, deadline: float) -> bytes:
     chunks: list[bytes] = []
     total = 0
-    for chunk in resp.iter_content(chunk_size=65536):
+    # read1: one socket read at a time, so the deadline is checked between reads
+    for chunk in iter(lambda: resp.raw.read1(65536, decode_content=True), b""):
         total += len(chunk)
         if total > MAX_RESPONSE_BYTES:
             raise TransientError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise TransientError("the answer took too long to arrive")
         chunks.append(chunk)
     return b"".join(chunks)
 
