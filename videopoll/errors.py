@@ -6,6 +6,7 @@
     │   ├── TaskNotFoundError     the provider does not know the task (yet, or any more)
     │   └── SubmitOutcomeUnknownError  submit answer lost: the task may exist (never resend)
     ├── PermanentError            fail the job now with ``code``
+    ├── CallbackRejected          a push callback we will not act on (answer ``status``)
     └── DeliveryError             a delivery stage failed; Celery retries it
         └── NotifyError           one notification channel failed (``retry_after`` if it said)
 
@@ -49,6 +50,15 @@ class PermanentError(VideopollError):
         super().__init__(code, provider_message)
         self.code = code
         self.provider_message = provider_message
+
+
+class CallbackRejected(VideopollError):
+    """A provider push callback that is forged, stale, or names nothing we can look up."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(status, reason)
+        self.status = status
+        self.reason = reason
 
 
 class DeliveryError(VideopollError):

@@ -232,6 +232,7 @@ class JobRecord(BaseModel):
     variant: str | None = None
     parent_job_id: str | None = None  # the job whose button started this one
     progress_messages: bool = False
+    push_callbacks: bool = False  # the provider will call back: polling is a safety net
     spec: GenerationSpec | None = None
     idempotency_keys: list[str] = Field(default_factory=list)
     # Hash of the request body that created the job: a reused Idempotency-Key with another

@@ -106,9 +106,10 @@ def _submit(rt: Runtime, job: JobRecord, mine: int) -> Next:
                     "an earlier submit's outcome is unknown", token=mine)
     if transitions.begin_submit(rt.store, job.job_id, mine) is None:
         return Next("stop", reason="ended or overtaken")
+    callback_url = callback_url_for(rt, job.family)
     try:
         task_id = rt.provider(job.family).submit(get_model(job.model), job.spec,
-                                                 callback_url=None)
+                                                 callback_url=callback_url)
     except SubmitOutcomeUnknownError as exc:
         return fail(rt, job.job_id, ErrorCode.SUBMIT_UNCONFIRMED, exc.reason, token=mine)
     except PermanentError as exc:
@@ -130,8 +131,11 @@ def _submit(rt: Runtime, job: JobRecord, mine: int) -> Next:
         j.status = JobStatus.RUNNING
         j.submit_started_at = None
         j.consecutive_rate_limited = 0
+        j.push_callbacks = callback_url is not None
 
-    step = _reschedule(rt, job.job_id, mine, started, countdown=rt.settings.countdown_for(1))
+    rt.store.link_task(job.family, task_id, job.job_id)  # a callback names only the task
+    step = _reschedule(rt, job.job_id, mine, started,
+                       countdown=rt.settings.countdown_for(1, callback_url is not None))
     if step.action == "stop":
         # Canceled while the submit was in flight: the provider task exists and is billed,
         # but no job owns it any more. Keep its id where an operator can find it.
@@ -198,7 +202,9 @@ def _reschedule(
 ) -> Next:
     """Apply ``mutate`` and plan the next turn in the same fenced write."""
     def wait_for(j: JobRecord) -> float:
-        return countdown if countdown is not None else rt.settings.countdown_for(j.attempts + 1)
+        if countdown is not None:
+            return countdown
+        return rt.settings.countdown_for(j.attempts + 1, j.push_callbacks)
 
     plan = transitions.reschedule(rt.store, job_id, mine, mutate, wait_for,
                                   rt.settings.delayed_interval_seconds, short_wait=short_wait)
@@ -209,6 +215,14 @@ def _reschedule(
                     notify_delayed=plan.became_delayed)
     return Next("poll", token=plan.token, countdown=plan.countdown, reason=reason,
                 notify_delayed=plan.became_delayed, progress=plan.progress)
+
+
+def callback_url_for(rt: Runtime, family: str) -> str | None:
+    """Where the provider should push, when this service is reachable and the family pushes."""
+    base = rt.settings.public_base_url
+    if not base or not rt.provider(family).pushes_callbacks:
+        return None
+    return f"{base.rstrip('/')}/callbacks/{family}"
 
 
 def _answered(j: JobRecord) -> None:

@@ -39,6 +39,8 @@ class Runtime:
                 base_url=self.settings.kie_base_url,
                 api_key=self.settings.secret("kie_api_key"),
                 timeout=self.settings.provider_timeout_seconds,
+                webhook_key=self.settings.secret("kie_webhook_hmac_key"),
+                callback_max_age=self.settings.callback_max_age_seconds,
             )
         return self._providers[family]
 

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     kie_base_url: str = "https://api.kie.ai"
     provider_timeout_seconds: float = Field(default=15.0, gt=0)
     public_base_url: str | None = None
+    # Push callbacks (providers.md §1.4-1.5): with PUBLIC_BASE_URL set, submissions ask the
+    # provider to call /callbacks/<family>; the callback wakes the poller at once, and polling
+    # relaxes to this safety-net schedule. KIE signs callbacks when a key is configured.
+    callback_poll_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [30.0, 60.0, 120.0])
+    kie_webhook_hmac_key: SecretStr | None = None
+    callback_max_age_seconds: float = Field(default=300.0, gt=0)
 
     storage_url: str = "file://./var/videos"
     s3_endpoint_url: str | None = None
@@ -85,6 +92,13 @@ class Settings(BaseSettings):
     api_redis_timeout_seconds: float = Field(default=1.5, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
 
+    # delivery: webhooks, session, media
+    # Callbacks are signed whenever CALLBACK_SECRET is set (space-separated secrets sign once
+    # each, for rotation); with this on, a callback is refused rather than sent unsigned.
+    callback_require_signature: bool = False
+    # ffprobe reads the stored video (a file, or a presigned link); a stalled read ends here.
+    probe_timeout_seconds: float = Field(default=30.0, gt=0)
+
     @field_validator("notifiers", mode="before")
     @classmethod
     def _split_notifiers(cls, value: object) -> object:
@@ -92,7 +106,7 @@ class Settings(BaseSettings):
             return [p.strip().lower() for p in value.split(",") if p.strip()]
         return value
 
-    @field_validator("poll_schedule", mode="before")
+    @field_validator("poll_schedule", "callback_poll_schedule", mode="before")
     @classmethod
     def _split_schedule(cls, value: object) -> object:
         if isinstance(value, str):
@@ -106,16 +120,22 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if any(step <= 0 for step in self.poll_schedule):
             raise ValueError("POLL_SCHEDULE entries must be positive seconds")
+        if any(step <= 0 for step in self.callback_poll_schedule):
+            raise ValueError("CALLBACK_POLL_SCHEDULE entries must be positive seconds")
         return self
 
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
 
-    def countdown_for(self, attempt: int) -> float:
-        """Seconds to wait before poll number ``attempt`` (1-based)."""
-        if self.poll_schedule:
-            return self.poll_schedule[min(attempt - 1, len(self.poll_schedule) - 1)]
+    def countdown_for(self, attempt: int, push_callbacks: bool = False) -> float:
+        """Seconds to wait before poll number ``attempt`` (1-based).
+
+        A job whose provider will call back is polled only as a safety net.
+        """
+        schedule = self.callback_poll_schedule if push_callbacks else self.poll_schedule
+        if schedule:
+            return schedule[min(attempt - 1, len(schedule) - 1)]
         return self.poll_interval_seconds
 
     def secret(self, name: str) -> str | None:

@@ -265,6 +265,15 @@ class JobStore:
             pipe.zrem(self.outbox_key, job_id)
             pipe.execute()
 
+    def link_task(self, family: str, task_id: str, job_id: str) -> None:
+        """Make a job findable by its provider task id (push callbacks name only the task)."""
+        ttl = self.timings.retention_seconds * 2
+        self.redis.set(self.idem_key(f"task:{family}:{task_id}"), job_id, nx=True, ex=ttl)
+
+    def job_for_task(self, family: str, task_id: str) -> str | None:
+        found = self.redis.get(self.idem_key(f"task:{family}:{task_id}"))
+        return str(found) if found else None
+
     def record_orphan(self, job_id: str, family: str, task_id: str) -> None:
         """Remember a provider task no job owns (created after its job was canceled)."""
         self.redis.set(f"{self.prefix}:orphan:{job_id}", f"{family}:{task_id}",

@@ -163,7 +163,8 @@ def keyboard(buttons: Buttons) -> InlineKeyboardMarkup | None:
 
 
 def translate(exc: Exception) -> TelegramError:
-    """The ``TelegramError`` for whatever pyTelegramBotAPI or the network raised."""
+    """The ``TelegramError`` for what pyTelegramBotAPI or the network raised; anything else
+    is a bug of ours and is raised again as it is."""
     if isinstance(exc, TelegramError):
         return exc
     if isinstance(exc, apihelper.ApiTelegramException):

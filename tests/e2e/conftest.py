@@ -36,7 +36,7 @@ def make_stack(
     """Start stacks with extra settings; each gets its own Redis database and folder."""
     stacks: list[Stack] = []
 
-    def start(**overrides: str) -> Stack:
+    def start(api_port: int | None = None, **overrides: str) -> Stack:
         db = len(stacks) % 15 + 1
         workdir = tmp_path_factory.mktemp("stack")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV"))}
@@ -51,7 +51,7 @@ def make_stack(
         import redis
 
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-        stack = Stack(env, workdir, free_port())
+        stack = Stack(env, workdir, api_port or free_port())
         stacks.append(stack)
         return stack.start()
 

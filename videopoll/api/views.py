@@ -17,9 +17,15 @@ from videopoll.api.body import json_object
 from videopoll.api.caller import Idempotency, check_caller
 from videopoll.api.errors import ApiError, store_unavailable, validation_details
 from videopoll.download import check_url
-from videopoll.errors import DeliveryError
+from videopoll.errors import CallbackRejected, DeliveryError
 from videopoll.job_view import job_view as public_view
-from videopoll.models import GenerateRequest, JobRecord, JobStatus, PollVideoRequest
+from videopoll.models import (
+    POLLABLE_STATUSES,
+    GenerateRequest,
+    JobRecord,
+    JobStatus,
+    PollVideoRequest,
+)
 from videopoll.runtime import Runtime
 from videopoll.storage import FileStorage
 from videopoll.submission import generate_job_record, poll_job_record
@@ -43,7 +49,9 @@ def authenticate() -> None:
     # /videos/<key> links go to people (Telegram, Slack): the random job id in the key is the
     # capability, as with a presigned S3 link.
     # The Telegram webhook proves itself with its secret-token header instead.
-    if request.endpoint not in ("api.healthz", "api.video_file", "api.telegram_webhook"):
+    # Provider callbacks are verified by the provider's own signature (and can only wake a poll).
+    if request.endpoint not in ("api.healthz", "api.video_file", "api.telegram_webhook",
+                                "api.provider_callback"):
         check_caller(runtime().settings.secret("api_token"))
 
 
@@ -172,6 +180,34 @@ def cancel_job(job_id: str) -> ResponseReturnValue:
     except Exception:
         log.exception("publish failed; the sweeper will finish it", extra={"job_id": job_id})
     return jsonify(job_view(change.job))
+
+
+@bp.post("/callbacks/<family>")
+def provider_callback(family: str) -> ResponseReturnValue:
+    """A provider says a task changed: poll that job now. The status API decides, so a forged
+    or replayed callback can change nothing but the time of the next poll."""
+    rt = runtime()
+    if family not in providers.PROVIDERS:
+        raise ApiError(404, "not_found", f"no provider family {family!r}")
+    body = json_object(rt.settings.max_body_bytes)
+    try:
+        task_id = rt.provider(family).callback_task_id(body, dict(request.headers), time.time())
+    except CallbackRejected as exc:
+        raise ApiError(exc.status, "callback_rejected", exc.reason) from exc
+    job_id = rt.store.job_for_task(family, task_id)
+    job = rt.store.get(job_id) if job_id else None
+    if job is None or job.status not in POLLABLE_STATUSES or job.provider_task_id is None:
+        return jsonify({"status": "ignored"}), 200  # unknown, or no longer polled: nothing to do
+    from videopoll.tasks.poll import poll_job
+
+    # the job's current token: whichever of this and the scheduled poll runs first wins the
+    # fence, and the other is dropped without a provider call
+    try:
+        poll_job.apply_async((job.job_id, job.poll_token), countdown=0,
+                             retry=True, retry_policy=PUBLISH_RETRY)
+    except Exception:  # the scheduled poll still comes
+        log.exception("callback wake not published", extra={"job_id": job.job_id})
+    return jsonify({"status": "accepted"}), 200
 
 
 @bp.post("/telegram/webhook")

@@ -14,6 +14,8 @@ import logging
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 from videopoll.fake_provider.scenarios import Scenario, parse_scenario, step_for
 from videopoll.local_server import BackgroundServer, serve_until_stopped
+from videopoll.providers.kie_common import sign_callback
 
 log = logging.getLogger(__name__)
 SAMPLE_MP4 = Path(__file__).with_name("sample.mp4")
@@ -32,6 +35,8 @@ class FakeState:
 
     def __init__(self, api_key: str | None) -> None:
         self.api_key = api_key
+        self.webhook_key: str | None = None  # signs callbacks like KIE's webhookHmacKey
+        self.callback_delay = 1.0  # seconds from submit until the task finishes and calls back
         self.lock = threading.Lock()
         self.reset()
 
@@ -41,11 +46,14 @@ class FakeState:
             self.downloads: dict[str, int] = {}
             self.submits = 0
             self.prompts: dict[str, str] = {}
+            self.finished: set[str] = set()  # tasks that called back: their next poll is final
+            self.callbacks: dict[str, int] = {}  # task -> HTTP status our callback got
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
             return {"polls": dict(self.polls), "downloads": dict(self.downloads),
-                    "submits": self.submits, "total_polls": sum(self.polls.values())}
+                    "submits": self.submits, "total_polls": sum(self.polls.values()),
+                    "callbacks": dict(self.callbacks)}
 
 
 def _kie(code: int, msg: str, data: Any = None) -> dict[str, Any]:
@@ -113,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(_kie(401, "You do not have access permissions"))
         body = self._body()
         if path == "/api/v1/veo/generate":
-            return self._submit("veo", str(body.get("prompt") or ""))
+            return self._submit("veo", str(body.get("prompt") or ""), body.get("callBackUrl"))
         if path == "/api/v1/veo/extend":  # providers.md §1.8: a new task, stitched result
             if not str(body.get("taskId") or "").strip():
                 return self._json(_kie(422, "taskId is required"))
@@ -123,10 +131,10 @@ class Handler(BaseHTTPRequestHandler):
             data = data if isinstance(data, dict) else {}
             if not body.get("model"):
                 return self._json(_kie(422, "model is required"))
-            return self._submit("market", str(data.get("prompt") or ""))
+            return self._submit("market", str(data.get("prompt") or ""), body.get("callBackUrl"))
         self._json(_kie(404, "not found"), status=404)
 
-    def _submit(self, kind: str, prompt: str) -> None:
+    def _submit(self, kind: str, prompt: str, callback_url: Any = None) -> None:
         if not prompt.strip():
             return self._json(_kie(422, "prompt is required"))
         scenario = parse_scenario(prompt)
@@ -142,6 +150,45 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(scenario.n)
         with contextlib.suppress(OSError):  # the caller may be gone (slowreply)
             self._json(_kie(200, "success", {"taskId": task_id}))
+        if isinstance(callback_url, str) and callback_url.startswith("http"):
+            threading.Thread(target=self._call_back, args=(task_id, kind, callback_url),
+                             daemon=True).start()
+
+    def _call_back(self, task_id: str, kind: str, callback_url: str) -> None:
+        """Finish the task after ``callback_delay`` and POST the documented callback (§1.4,
+        §2.3), signed as KIE signs it (§1.5) when a webhook key is set."""
+        state = self.server.state
+        time.sleep(state.callback_delay)
+        with state.lock:
+            state.finished.add(task_id)
+        scenario = parse_scenario(task_id)
+        step = step_for(scenario, scenario.n + 1).kind
+        url = f"{self.server.base_url}/files/{task_id}.mp4"
+        if kind == "veo":
+            body = (_kie(200, "Veo3.1 video generated successfully.",
+                         {"taskId": task_id, "info": {"resultUrls": [url]}, "fallbackFlag": False})
+                    if step in ("success", "stitched") else
+                    _kie(400, MODERATION_MSG, {"taskId": task_id, "fallbackFlag": False}))
+        else:
+            ok = step in ("success", "stitched", "objresult")
+            body = _kie(200 if ok else 501, "Playground task completed successfully." if ok
+                        else "Playground task failed.", _market_record(task_id, step, url, 9))
+        headers = {"Content-Type": "application/json"}
+        if state.webhook_key:
+            stamp = str(int(time.time()))
+            signature = sign_callback(state.webhook_key, task_id, stamp)
+            headers.update({"X-Webhook-Timestamp": stamp, "X-Webhook-Signature": signature})
+        request = urllib.request.Request(callback_url, data=json.dumps(body).encode(),
+                                         headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=15) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = 0
+        with state.lock:
+            state.callbacks[task_id] = status
 
     def _hd(self, task_id: str) -> None:
         """§1.6: "may return a non-200 code" while the 1080p version is being made (~1-3 min)."""
@@ -165,9 +212,12 @@ class Handler(BaseHTTPRequestHandler):
         if not task_id:
             return self._json(_kie(400, "taskId parameter is required"))
         state = self.server.state
+        scenario = parse_scenario(task_id)
         with state.lock:
             k = state.polls[task_id] = state.polls.get(task_id, 0) + 1
-        step = step_for(parse_scenario(task_id), k).kind
+            if task_id in state.finished:  # it called back: it is done now
+                k = max(k, scenario.n + 1)
+        step = step_for(scenario, k).kind
         if step == "http500":
             return self._json(_kie(500, "Server Error"), status=500)
         if step == "html502":
@@ -266,8 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--api-key", default=None)
+    parser.add_argument("--webhook-key", default=None, help="sign callbacks (KIE webhookHmacKey)")
     args = parser.parse_args(argv)
     server = FakeServer(args.host, args.port, args.api_key)
+    server.state.webhook_key = args.webhook_key
     return serve_until_stopped(server, f"fake KIE.ai provider on {server.base_url}")
 
 

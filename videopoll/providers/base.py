@@ -24,7 +24,7 @@ import requests
 import urllib3
 from urllib3.exceptions import NewConnectionError
 
-from videopoll.errors import SubmitOutcomeUnknownError, TransientError
+from videopoll.errors import CallbackRejected, SubmitOutcomeUnknownError, TransientError
 from videopoll.models import GenerationSpec, ProviderResponse
 from videopoll.ratelimit import Limit
 
@@ -53,6 +53,7 @@ class Provider(abc.ABC):
     # (KIE Veo and KIE Market both draw on one KIE account).
     rate_account: ClassVar[str] = ""
     status_limit: ClassVar[Limit] = Limit(rate=10.0, burst=10)
+    pushes_callbacks: ClassVar[bool] = False  # the API can call us back when a task ends
     submit_limit: ClassVar[Limit] = Limit(rate=2.0, burst=20)
 
     def __init__(
@@ -61,11 +62,15 @@ class Provider(abc.ABC):
         api_key: str | None,
         timeout: float = 15.0,
         session: requests.Session | None = None,
+        webhook_key: str | None = None,
+        callback_max_age: float = 300.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
         self.session = session or requests.Session()
+        self.webhook_key = webhook_key  # signs push callbacks, where the provider signs them
+        self.callback_max_age = callback_max_age
 
     @abc.abstractmethod
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
@@ -82,6 +87,15 @@ class Provider(abc.ABC):
 
         ``variant`` names another rendition of the task where the API has one (Veo 1080p).
         """
+
+    def callback_task_id(self, body: Any, headers: dict[str, str], now: float) -> str:
+        """The task a push callback is about, after verifying it came from the provider.
+
+        Raises ``CallbackRejected`` (401) for a bad signature or a stale timestamp, and
+        (400) for a body that names no task. A callback never completes a job by itself: it
+        only wakes the poller, and the status endpoint decides.
+        """
+        raise CallbackRejected(404, f"{self.family} does not send callbacks")
 
     def headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -33,6 +33,9 @@ A code means different things at the two stages:
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import math
 import re
@@ -40,6 +43,7 @@ import reprlib
 from typing import Any, Literal
 
 from videopoll.errors import (
+    CallbackRejected,
     PermanentError,
     RateLimitedError,
     SubmitOutcomeUnknownError,
@@ -223,3 +227,43 @@ def raise_for_submit(resp: ProviderResponse) -> str:
         raise SubmitOutcomeUnknownError("submit accepted without a usable taskId",
                                         resp.text_sample)
     return task_id.strip()
+
+
+def callback_task_id(body: Any, headers: dict[str, str], key: str | None, now: float,
+                     max_age: float) -> str:
+    """The task a KIE callback is about, verified when a webhook HMAC key is configured.
+
+    KIE signs ``taskId + "." + timestamp`` (not the body) with the account's key, as
+    ``X-Webhook-Signature: base64(HMAC-SHA256)`` beside ``X-Webhook-Timestamp`` (providers.md
+    §1.5): a valid signature proves only which task to look at, so the body is never trusted
+    and the status endpoint decides. Veo and Market use ``taskId``; the 4K callback uses
+    snake_case ``task_id``.
+    """
+    data = body.get("data") if isinstance(body, dict) else None
+    task = data.get("taskId") or data.get("task_id") if isinstance(data, dict) else None
+    if not isinstance(task, str) or not task.strip() or len(task) > 200:
+        raise CallbackRejected(400, "the callback names no taskId")
+    if key is None:
+        return task
+    lower = {k.lower(): v for k, v in headers.items()}
+    stamp, signature = lower.get("x-webhook-timestamp"), lower.get("x-webhook-signature")
+    if not stamp or not signature:
+        raise CallbackRejected(401, "missing X-Webhook-Timestamp or X-Webhook-Signature")
+    try:
+        sent_at = float(stamp)
+    except ValueError:
+        raise CallbackRejected(401, "X-Webhook-Timestamp is not a number") from None
+    if abs(now - sent_at) > max_age:
+        raise CallbackRejected(401, "the callback's timestamp is too old (or in the future)")
+    expected = base64.b64encode(
+        hmac.new(key.encode(), f"{task}.{stamp}".encode(), hashlib.sha256).digest()).decode()
+    if not hmac.compare_digest(expected, signature.strip()):
+        raise CallbackRejected(401, "bad X-Webhook-Signature")
+    return task
+
+
+def sign_callback(key: str, task_id: str, timestamp: str) -> str:
+    """KIE's signature, for the fake provider that plays KIE's callbacks."""
+    return base64.b64encode(
+        hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
+    ).decode()

@@ -9,7 +9,7 @@ from typing import Any
 
 from videopoll.models import GenerationSpec, ProviderResponse
 from videopoll.providers.base import ModelInfo, Provider
-from videopoll.providers.kie_common import KIE_ACCOUNT, raise_for_submit
+from videopoll.providers.kie_common import KIE_ACCOUNT, callback_task_id, raise_for_submit
 
 _SORA_ASPECT = {"16:9": "landscape", "9:16": "portrait"}
 
@@ -38,6 +38,10 @@ def market_input(model: ModelInfo, spec: GenerationSpec) -> dict[str, Any]:
 class KieMarketProvider(Provider):
     family = "kie_market"
     rate_account = KIE_ACCOUNT
+    pushes_callbacks = True
+
+    def callback_task_id(self, body: Any, headers: dict[str, str], now: float) -> str:
+        return callback_task_id(body, headers, self.webhook_key, now, self.callback_max_age)
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
         variant = "image" if spec.image_urls and "image" in model.provider_ids else "text"

@@ -12,7 +12,7 @@ from typing import Any
 
 from videopoll.models import GenerationSpec, ProviderResponse
 from videopoll.providers.base import ModelInfo, Provider
-from videopoll.providers.kie_common import KIE_ACCOUNT, raise_for_submit
+from videopoll.providers.kie_common import KIE_ACCOUNT, callback_task_id, raise_for_submit
 
 # "If the 1080P video is not ready yet, the endpoint may return a non-200 code" (§1.6): the
 # documented "1080P is processing" text comes with 400; 422 and 5xx codes mean "not yet" too.
@@ -22,6 +22,10 @@ HD_NOT_READY = (400, 422, 500, 501)
 class KieVeoProvider(Provider):
     family = "kie_veo"
     rate_account = KIE_ACCOUNT
+    pushes_callbacks = True
+
+    def callback_task_id(self, body: Any, headers: dict[str, str], now: float) -> str:
+        return callback_task_id(body, headers, self.webhook_key, now, self.callback_max_age)
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
         if spec.extend_task_id:

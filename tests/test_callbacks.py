@@ -1,0 +1,98 @@
+"""Push callbacks: verified as the provider signs them, and able only to wake a poll."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+from pydantic import SecretStr
+
+from tests.test_store import make_job
+from videopoll.api import create_app
+from videopoll.errors import CallbackRejected
+from videopoll.providers.kie_common import callback_task_id, sign_callback
+from videopoll.runtime import Runtime, build_runtime
+from videopoll.settings import Settings
+
+KEY = "kie-webhook-hmac-key"
+NOW = 1_800_000_000.0
+
+
+def signed(task: str, at: float = NOW, key: str = KEY) -> dict[str, str]:
+    stamp = str(int(at))
+    return {"X-Webhook-Timestamp": stamp, "X-Webhook-Signature": sign_callback(key, task, stamp)}
+
+
+def body(task: str, snake: bool = False) -> dict[str, object]:
+    data = {"task_id" if snake else "taskId": task, "info": {"resultUrls": ["https://x/v.mp4"]}}
+    return {"code": 200, "msg": "ok", "data": data}
+
+
+def test_a_signed_callback_names_its_task() -> None:
+    assert callback_task_id(body("t1"), signed("t1"), KEY, NOW, 300) == "t1"
+    assert callback_task_id(body("t4k", snake=True), signed("t4k"), KEY, NOW, 300) == "t4k"
+
+
+@pytest.mark.parametrize(("headers", "why"), [
+    ({}, "missing"),
+    (signed("t1", key="another-key"), "bad"),
+    (signed("t2"), "bad"),                     # a signature for another task
+    (signed("t1", at=NOW - 600), "too old"),   # a replay, ten minutes late
+    ({"X-Webhook-Timestamp": "soon", "X-Webhook-Signature": "x"}, "not a number"),
+])
+def test_forged_or_stale_callbacks_are_refused(headers: dict[str, str], why: str) -> None:
+    with pytest.raises(CallbackRejected, match=why) as info:
+        callback_task_id(body("t1"), headers, KEY, NOW, 300)
+    assert info.value.status == 401
+
+
+def test_without_a_key_callbacks_are_taken_unsigned_and_a_body_must_name_a_task() -> None:
+    assert callback_task_id(body("t1"), {}, None, NOW, 300) == "t1"
+    with pytest.raises(CallbackRejected) as info:
+        callback_task_id({"code": 200, "data": {}}, {}, None, NOW, 300)
+    assert info.value.status == 400
+
+
+@pytest.fixture
+def crt(settings: Settings) -> Runtime:
+    return build_runtime(settings.model_copy(update={
+        "kie_webhook_hmac_key": SecretStr(KEY)}))
+
+
+@pytest.fixture
+def client(crt: Runtime) -> FlaskClient:
+    return create_app(crt.settings, crt).test_client()
+
+
+def queued(rt: Runtime) -> int:
+    """Poll messages published to this test process's private broker."""
+    from videopoll.celery_app import app
+
+    broker = redis.Redis.from_url(app.conf.broker_url)
+    return int(broker.llen("videopoll"))
+
+
+def test_a_verified_callback_wakes_the_jobs_poll_and_a_forged_one_does_not(
+    crt: Runtime, client: FlaskClient
+) -> None:
+    job = make_job(crt)  # provider task "t1", indexed as task:kie_veo:t1
+    crt.store.create(job)
+    before = queued(crt)
+    forged = client.post("/callbacks/kie_veo", json=body("t1"),
+                         headers=signed("t1", at=time.time(), key="guess"))
+    assert forged.status_code == 401 and forged.get_json()["error"] == "callback_rejected"
+    assert queued(crt) == before
+    ok = client.post("/callbacks/kie_veo", json=body("t1"), headers=signed("t1", at=time.time()))
+    assert (ok.status_code, ok.get_json()) == (200, {"status": "accepted"})
+    assert queued(crt) == before + 1
+    stored = crt.store.get(job.job_id)
+    assert stored is not None and stored.status.value == "queued"  # the body decided nothing
+
+
+def test_callbacks_for_unknown_tasks_or_families(crt: Runtime, client: FlaskClient) -> None:
+    unknown = client.post("/callbacks/kie_veo", json=body("nobody"),
+                          headers=signed("nobody", at=time.time()))
+    assert (unknown.status_code, unknown.get_json()) == (200, {"status": "ignored"})
+    assert client.post("/callbacks/acme", json=body("t")).status_code == 404
