@@ -107,6 +107,22 @@ def local_files() -> Iterator[tuple[str, list[str]]]:
                     self.wfile.flush()
                     time.sleep(0.05)
                 return
+            if self.path == "/slow-headers":
+                # a status line, then one header a byte at a time: every read is quick
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                    for _ in range(200):
+                        self.wfile.write(b"a")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:
+                    pass
+                return
+            if self.path == "/bad-port":
+                self.send_response(302)
+                self.send_header("Location", "http://93.184.215.14:99999/v.mp4")
+                self.end_headers()
+                return
             if self.path == "/noloc":
                 self.send_response(302)
                 self.end_headers()
@@ -155,6 +171,33 @@ def test_the_whole_download_is_bounded_by_wall_time(local_files: tuple[str, list
         list(stream(f"{base}/trickle.mp4", 4096, 1.0, allow_private=True))
     assert not info.value.permanent  # worth another try later
     assert time.monotonic() - began < 4  # each read was quick; the sum was capped
+
+
+def test_headers_that_trickle_are_bounded_by_wall_time_too(
+    local_files: tuple[str, list[str]]
+) -> None:
+    base, _ = local_files
+    began = time.monotonic()
+    with pytest.raises(DeliveryError, match="longer than") as info:
+        list(stream(f"{base}/slow-headers", 4096, 1.0, allow_private=True))
+    assert not info.value.permanent
+    assert time.monotonic() - began < 4  # the server would take 10 s to finish its headers
+
+
+@pytest.mark.parametrize("url", ["http://93.184.215.14:99999/v.mp4", "http://[::1/v.mp4"])
+def test_a_malformed_url_is_a_permanent_delivery_error(url: str) -> None:
+    with pytest.raises(DeliveryError) as info:
+        check_url(url, allow_private=False)
+    assert info.value.permanent
+
+
+def test_a_redirect_to_a_malformed_url_is_a_delivery_error(
+    local_files: tuple[str, list[str]]
+) -> None:
+    base, _ = local_files
+    with pytest.raises(DeliveryError) as info:
+        list(stream(f"{base}/bad-port", 4096, 5, allow_private=True))
+    assert info.value.permanent
 
 
 def test_a_redirect_without_location_is_an_error(local_files: tuple[str, list[str]]) -> None:

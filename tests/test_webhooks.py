@@ -10,18 +10,32 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.listeners import Listener
 from videopoll.errors import DeliveryError, NotifyError
-from videopoll.webhooks import WebhookError, build_payload, message_id, send_callback
+from videopoll.webhooks import (
+    WebhookError,
+    build_payload,
+    message_id,
+    retry_delay,
+    send_callback,
+)
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OLD_SECRET = "whsec_" + "c2VjcmV0LWJlZm9yZS1yb3RhdGlvbg=="
 VIEW = {"jobId": "job-1", "status": "succeeded", "outputUrl": "https://cdn.example/v.mp4"}
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[Listener]:
+    running = Listener()
+    yield running
+    running.stop()
+
+
 @pytest.fixture
-def listener() -> Iterator[Listener]:
-    server = Listener()
-    yield server
-    server.stop()
+def listener(server: Listener) -> Listener:
+    for recorded in (server.statuses, server.received, server.bodies):
+        recorded.clear()
+    server.headers.clear()
+    return server
 
 
 def send(url: str, event: str = "succeeded", secret: str | None = SECRET, **kw: object) -> int:
@@ -111,6 +125,20 @@ def test_a_private_address_is_refused_unless_allowed(listener: Listener) -> None
     assert caught.value.permanent
 
 
+def test_a_name_that_rebinds_to_a_private_address_is_caught_at_connect(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import videopoll.webhooks
+
+    # the name looked public when checked; the connection then lands on loopback
+    monkeypatch.setattr(videopoll.webhooks, "check_url", lambda _url, _allow: None)
+    with pytest.raises(WebhookError) as caught:
+        send_callback(listener.url, "succeeded", build_payload(VIEW, "succeeded"), SECRET,
+                      timeout=5, allow_private=False)
+    assert caught.value.permanent and "connected to non-public" in caught.value.reason
+    assert listener.received == []
+
+
 def test_nobody_listening_is_retryable_and_the_reason_hides_the_url() -> None:
     gone = Listener()
     url = gone.url + "/webhook-waiting/123?signature=s3cr3t"
@@ -163,3 +191,10 @@ def test_the_error_survives_pickling() -> None:
     back = pickle.loads(pickle.dumps(err))
     assert (back.reason, back.status, back.permanent, back.retry_after) == (
         err.reason, 429, False, 3.0)
+
+
+def test_retry_delays_grow_with_jitter_and_honour_retry_after() -> None:
+    for retries, low, high in [(0, 1, 2), (1, 2, 4), (3, 8, 16), (10, 60, 120), (99, 60, 120)]:
+        delays = {retry_delay(retries) for _ in range(50)}
+        assert all(low <= d <= high for d in delays) and len(delays) > 1
+    assert retry_delay(0, retry_after=30.0) == 30.0  # the receiver said when

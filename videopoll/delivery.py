@@ -103,7 +103,9 @@ def probe_stored(rt: Runtime, key: str, size_bytes: int) -> MediaInfo:
     storage = rt.storage
     target = str(storage.path(key)) if isinstance(storage, FileStorage) else storage.link_for(key)
     try:
-        return probe(target, size_bytes) if target else MediaInfo(size_bytes=size_bytes)
+        if not target:
+            return MediaInfo(size_bytes=size_bytes)
+        return probe(target, size_bytes, timeout=rt.settings.probe_timeout_seconds)
     except Exception:
         log.exception("probing the stored video failed", extra={"key": key})
         return MediaInfo(size_bytes=size_bytes)
@@ -176,7 +178,7 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
             except NotifyError as exc:
                 if not exc.permanent:
                     rt.store.abandon_stage(job.job_id, stage, owner)
-                    pending = pending or exc
+                    pending = _longest_wait(pending, exc)
                     continue
                 result = {"status": "failed", "error": redact(exc.reason)}
             except Exception as exc:  # a channel's own bug must not stop the others
@@ -191,6 +193,13 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
     if pending is not None:
         raise pending
     return not held
+
+
+def _longest_wait(pending: NotifyError | None, new: NotifyError) -> NotifyError:
+    """The retry waits for the channel that asked to wait longest (a Slack 429's 30 s)."""
+    if pending is None or (new.retry_after or 0) > (pending.retry_after or 0):
+        return new
+    return pending
 
 
 def any_channel_reached(rt: Runtime, job_id: str) -> bool:

@@ -2,7 +2,7 @@
 
 This is how an n8n workflow resumes: its Wait node's resume URL is the ``callbackUrl``. One
 call makes one attempt; retrying with backoff is the caller's (the Celery task's) job, told
-by the error what is worth another try:
+by the error what is worth another try (``retry_delay`` says when):
 
     NotifyError (videopoll.errors)
     └── WebhookError       ``status`` (0: no answer), ``permanent``, ``retry_after``
@@ -25,6 +25,7 @@ import binascii
 import datetime as dt
 import email.utils
 import json
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -160,6 +161,15 @@ def retry_after_header(headers: Mapping[str, str]) -> float | None:
             when = when.replace(tzinfo=dt.UTC)
         seconds = (when - dt.datetime.now(tz=dt.UTC)).total_seconds()
     return bounded_seconds(seconds)
+
+
+def retry_delay(retries: int, retry_after: float | None = None, base: float = 2.0,
+                cap: float = 120.0) -> float:
+    """Seconds before retry number ``retries + 1``: exponential with jitter, never sooner
+    than the receiver asked. The jitter spreads retries of many jobs that failed together
+    (a receiver back from an outage) instead of sending them all in the same second."""
+    ceiling = min(cap, base * 2.0 ** min(retries, 32))
+    return max(ceiling / 2 + random.uniform(0, ceiling / 2), retry_after or 0.0)
 
 
 def bounded_seconds(seconds: float) -> float | None:

@@ -45,7 +45,8 @@ def build_notifiers(settings: Settings) -> list[Notifier]:
         elif name == "webhook":
             out.append(WebhookNotifier(settings.secret("callback_secret"),
                                        settings.callback_timeout_seconds,
-                                       settings.allow_private_urls))
+                                       settings.allow_private_urls,
+                                       settings.callback_require_signature))
         elif name in ("slack", "discord"):
             url = settings.secret(f"{name}_webhook_url")
             if not url:

@@ -12,9 +12,9 @@ from videopoll import delivery
 from videopoll.celery_app import app
 from videopoll.errors import DeliveryError, NotifyError
 from videopoll.models import ErrorCode, JobStatus
-from videopoll.notifiers.webhook import event_payload, post_json
 from videopoll.polling import fail
 from videopoll.runtime import get_runtime
+from videopoll.webhooks import build_payload, message_id, retry_delay, send_callback
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,9 @@ def finish(job_id: str) -> None:
     chain(notify_user.si(job_id), record_result.si(job_id)).apply_async()
 
 
-def _backoff(retries: int) -> float:
-    return float(min(2 ** retries * 2, 120))
+def _backoff(retries: int, retry_after: float | None = None) -> float:
+    """Exponential with jitter (jobs that failed together do not retry in one second)."""
+    return retry_delay(retries, retry_after)
 
 
 def _end_delivery(job_id: str, code: ErrorCode, reason: str) -> None:
@@ -65,7 +66,7 @@ def notify_user(self: Any, job_id: str) -> None:
         complete = delivery.notify_user(rt, job_id)
     except Exception as exc:  # a notifier fault must not lose the job: retry, then decide
         if self.request.retries < NOTIFY_MAX_RETRIES:
-            wait = max(_backoff(self.request.retries), getattr(exc, "retry_after", None) or 0)
+            wait = _backoff(self.request.retries, getattr(exc, "retry_after", None))
             raise self.retry(countdown=wait, exc=exc) from exc
         log.error("notifier gave up", extra={"job_id": job_id, "error": type(exc).__name__})
         job = rt.store.get(job_id)
@@ -111,17 +112,16 @@ def forward_press(self: Any, job_id: str, action: str, chat_id: str) -> None:
     job = rt.store.get(job_id)
     if job is None or not job.callback_url:
         return
-    payload = event_payload("button", {"jobId": job_id, "action": action, "chatId": chat_id,
-                                       "model": job.model})
+    view = {"jobId": job_id, "action": action, "chatId": chat_id, "model": job.model}
     try:
-        post_json(job.callback_url, payload, msg_id=f"{job_id}.button.{action}",
-                  secret=rt.settings.secret("callback_secret"),
-                  timeout=rt.settings.callback_timeout_seconds,
-                  allow_private=rt.settings.allow_private_urls)
+        send_callback(job.callback_url, "button", build_payload(view, "button"),
+                      rt.settings.secret("callback_secret"), rt.settings.callback_timeout_seconds,
+                      rt.settings.allow_private_urls, msg_id=message_id(job_id, "button", action),
+                      require_signature=rt.settings.callback_require_signature)
     except NotifyError as exc:
         if exc.permanent or self.request.retries >= NOTIFY_MAX_RETRIES:
             log.warning("button press not forwarded", extra={"job_id": job_id,
                                                              "reason": exc.reason})
             return
-        wait = max(_backoff(self.request.retries), exc.retry_after or 0)
-        raise self.retry(countdown=wait, exc=exc) from exc
+        raise self.retry(countdown=retry_delay(self.request.retries, exc.retry_after),
+                         exc=exc) from exc
