@@ -13,6 +13,7 @@ import pytest
 import redis
 import requests
 
+from tests.listeners import Listener
 from videopoll.fake_provider import FakeProvider, start_in_thread
 from videopoll.fake_telegram import FakeTelegram
 from videopoll.fake_telegram import start_in_thread as start_telegram
@@ -139,3 +140,18 @@ def bot_api(fake_bot_api: FakeTelegram) -> FakeTelegram:
     """The fake Bot API with no calls recorded and no failures scripted."""
     fake_bot_api.reset()
     return fake_bot_api
+
+
+@pytest.fixture(scope="session")
+def callback_server() -> Iterator[Listener]:
+    """A loopback HTTP listener standing in for a caller's callback URL (n8n, Slack…)."""
+    running = Listener()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def listener(callback_server: Listener) -> Listener:
+    """The callback listener with nothing received and nothing scripted."""
+    callback_server.reset()
+    return callback_server

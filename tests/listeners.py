@@ -48,6 +48,12 @@ class Listener:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def reset(self) -> None:
+        """Forget what was received and scripted (a server shared by a module's tests)."""
+        for recorded in (self.statuses, self.received, self.bodies):
+            recorded.clear()
+        self.headers.clear()
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()

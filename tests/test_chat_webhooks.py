@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -12,21 +12,6 @@ from videopoll.chat_webhooks import send_discord, send_slack
 from videopoll.webhooks import WebhookError
 
 LINK = "https://bucket.s3.example/videos/veo3/j1.mp4?X-Amz-Signature=abc&X-Amz-Expires=3600"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Listener]:
-    running = Listener()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def listener(server: Listener) -> Listener:
-    for recorded in (server.statuses, server.received, server.bodies):
-        recorded.clear()
-    server.headers.clear()
-    return server
 
 
 def test_slack_gets_text_blocks_and_link_buttons(listener: Listener) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -15,7 +14,7 @@ from tests.test_delivery import delivering
 from videopoll import delivery
 from videopoll.errors import NotifyError
 from videopoll.fake_provider import FakeProvider
-from videopoll.fake_telegram import FakeTelegram, start_in_thread
+from videopoll.fake_telegram import FakeTelegram
 from videopoll.models import JobRecord
 from videopoll.notifiers import ConsoleNotifier
 from videopoll.notifiers.chat import DiscordNotifier, SlackNotifier
@@ -26,24 +25,9 @@ from videopoll.runtime import Runtime
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-@pytest.fixture(scope="module")
-def telegram() -> Iterator[FakeTelegram]:
-    server = start_in_thread()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def tg(telegram: FakeTelegram) -> FakeTelegram:
-    telegram.reset()
-    return telegram
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    server = Listener()
-    yield server
-    server.stop()
+def tg(bot_api: FakeTelegram) -> FakeTelegram:
+    return bot_api
 
 
 def stored_job(rt: Runtime, fake: FakeProvider, **fields: object) -> str:

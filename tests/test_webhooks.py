@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -21,21 +20,6 @@ from videopoll.webhooks import (
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OLD_SECRET = "whsec_" + "c2VjcmV0LWJlZm9yZS1yb3RhdGlvbg=="
 VIEW = {"jobId": "job-1", "status": "succeeded", "outputUrl": "https://cdn.example/v.mp4"}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Listener]:
-    running = Listener()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def listener(server: Listener) -> Listener:
-    for recorded in (server.statuses, server.received, server.bodies):
-        recorded.clear()
-    server.headers.clear()
-    return server
 
 
 def send(url: str, event: str = "succeeded", secret: str | None = SECRET, **kw: object) -> int:

@@ -5,14 +5,20 @@ resolves to a non-public address, and every connection checks the address it act
 connected to before a byte is sent: DNS may answer differently the second time (rebinding),
 so the first answer alone proves nothing. Redirects are followed by hand so each hop is
 checked again, and the session ignores proxy and netrc settings from the environment.
+
+The time cap is wall time for the whole download, headers and redirects included. A socket
+timeout only bounds one read, so a server that sends a byte just inside it would hold a worker
+forever; a timer shuts the download's connections when its budget is spent.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
@@ -57,13 +63,17 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def check_url(url: str, allow_private: bool) -> None:
     """Raise a permanent ``DeliveryError`` unless ``url`` is http(s) to a public address."""
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+        port = parsed.port  # parsing is lazy: a bad port or bracket only raises here
+    except ValueError as exc:
+        raise DeliveryError(f"refusing malformed URL: {exc}", permanent=True) from exc
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise DeliveryError(f"refusing non-http(s) URL scheme {parsed.scheme!r}", permanent=True)
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(parsed.hostname, parsed.port or 443, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(parsed.hostname, port or 443, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise DeliveryError(f"cannot resolve {parsed.hostname}") from exc
     for info in infos:
@@ -74,6 +84,69 @@ def check_url(url: str, allow_private: bool) -> None:
             )
 
 
+class _Deadline:
+    """A download's wall-time budget, kept by shutting its connections when it is spent.
+
+    Shutting the socket ends whatever read is blocked on it, in any thread. The connections
+    enrol themselves as they send a request inside ``watching()``.
+    """
+
+    _active = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._ends = time.monotonic() + seconds
+        self._fired = False
+        self._lock = threading.Lock()
+        self._conns: list[HTTPConnection] = []
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    @property
+    def expired(self) -> bool:
+        return self._fired or time.monotonic() >= self._ends
+
+    def error(self) -> DeliveryError:
+        """Retryable: the provider may serve faster next time."""
+        return DeliveryError(f"download took longer than {self.seconds:g}s")
+
+    def remaining(self) -> float:
+        return max(self._ends - time.monotonic(), 0.001)
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        _Deadline._active.current = self
+        try:
+            yield
+        finally:
+            _Deadline._active.current = None
+
+    @classmethod
+    def enrol(cls, conn: HTTPConnection) -> None:
+        deadline: _Deadline | None = getattr(cls._active, "current", None)
+        if deadline is None:
+            return
+        with deadline._lock:
+            if deadline._fired:
+                raise deadline.error()
+            deadline._conns.append(conn)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._fired = True
+            conns = list(self._conns)
+        for conn in conns:
+            if conn.sock is not None:
+                # the plain socket's shutdown: SSLSocket.shutdown would drop its TLS state
+                # under a reader in another thread
+                with suppress(OSError):
+                    socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 def _check_peer(sock: socket.socket, host: str) -> None:
     peer = ipaddress.ip_address(str(sock.getpeername()[0]).split("%")[0])
     if not is_public(peer):
@@ -81,74 +154,94 @@ def _check_peer(sock: socket.socket, host: str) -> None:
         raise DeliveryError(f"refusing {host}: connected to non-public {peer}", permanent=True)
 
 
-class _CheckedHTTPConnection(HTTPConnection):
+class _GuardedHTTPConnection(HTTPConnection):
+    """Enrols in the running download's deadline; checks its peer when ``check_peer``."""
+
+    check_peer = False
+
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
-        _check_peer(sock, self.host)
+        if self.check_peer:
+            _check_peer(sock, self.host)
         return sock
 
-
-class _CheckedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _check_peer(sock, self.host)
-        return sock
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _Deadline.enrol(self)
+        super().request(*args, **kwargs)
 
 
-class _CheckedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _CheckedHTTPConnection
+class _GuardedHTTPSConnection(_GuardedHTTPConnection, HTTPSConnection):
+    pass
 
 
-class _CheckedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _CheckedHTTPSConnection
+class _PublicHTTPConnection(_GuardedHTTPConnection):
+    check_peer = True
 
 
-class PublicOnlyAdapter(HTTPAdapter):
-    """An adapter whose connections refuse any peer that is not a public address."""
+class _PublicHTTPSConnection(_GuardedHTTPSConnection):
+    check_peer = True
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _PublicHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PublicHTTPConnection
+
+
+class _PublicHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PublicHTTPSConnection
+
+
+class GuardedAdapter(HTTPAdapter):
+    """Connections that keep a download's deadline and, when ``public_only``, refuse any peer
+    that is not a public address."""
+
+    def __init__(self, public_only: bool) -> None:
+        self.public_only = public_only
+        super().__init__(max_retries=0)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = (
+            {"http": _PublicHTTPPool, "https": _PublicHTTPSPool} if self.public_only
+            else {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool})
 
 
 def safe_session(allow_private: bool) -> requests.Session:
     """A session for URLs callers and providers hand us: no env proxies, public peers only."""
     session = requests.Session()
     session.trust_env = False
-    if not allow_private:
-        adapter = PublicOnlyAdapter(max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+    adapter = GuardedAdapter(public_only=not allow_private)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 
-def stream(
-    url: str, max_bytes: int, timeout: float, allow_private: bool,
-    session: requests.Session | None = None,
-) -> Iterator[bytes]:
+def stream(url: str, max_bytes: int, timeout: float, allow_private: bool) -> Iterator[bytes]:
     """Yield the body of ``url`` in chunks; abort past ``max_bytes`` or ``timeout`` seconds.
 
-    ``timeout`` bounds the whole download by wall time (a server that trickles a byte a
-    second must not hold a worker forever; a socket timeout only bounds each read). Network
-    faults and timeouts raise a retryable ``DeliveryError``; unsafe URLs, 4xx answers and
-    oversize bodies raise a permanent one, and 404/410 say the output is gone.
+    Network faults and the time cap raise a retryable ``DeliveryError``; unsafe URLs, 4xx
+    answers and oversize bodies raise a permanent one, and 404/410 say the output is gone.
     """
-    http = session or safe_session(allow_private)
-    started = time.monotonic()
-    read_timeout = min(timeout, MAX_READ_TIMEOUT)
+    deadline = _Deadline(timeout)
+    try:
+        with safe_session(allow_private) as http:
+            yield from _follow(http, url, max_bytes, deadline, allow_private)
+    finally:
+        deadline.cancel()
+
+
+def _follow(http: requests.Session, url: str, max_bytes: int, deadline: _Deadline,
+            allow_private: bool) -> Iterator[bytes]:
     for _ in range(MAX_REDIRECTS + 1):
         check_url(url, allow_private)
-        try:
-            resp = http.get(url, stream=True, timeout=(min(timeout, 10.0), read_timeout),
-                            allow_redirects=False)
-        except DeliveryError:
-            raise
-        except requests.RequestException as exc:
-            if isinstance(exc.__context__, DeliveryError):
-                raise exc.__context__ from exc
-            raise DeliveryError(f"download failed: {type(exc).__name__}") from exc
-        with resp:
+        with _get(http, url, deadline) as resp:
             if 300 <= resp.status_code < 400:
                 if not resp.headers.get("Location"):
                     raise DeliveryError(f"HTTP {resp.status_code} without a Location",
@@ -159,9 +252,27 @@ def stream(
             declared = resp.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise DeliveryError(f"video is {declared} bytes, over {max_bytes}", permanent=True)
-            yield from _body(resp, max_bytes, started, timeout)
+            yield from _body(resp, max_bytes, deadline)
             return
     raise DeliveryError(f"more than {MAX_REDIRECTS} redirects", permanent=True)
+
+
+def _get(http: requests.Session, url: str, deadline: _Deadline) -> requests.Response:
+    if deadline.expired:
+        raise deadline.error()
+    left = deadline.remaining()
+    try:
+        with deadline.watching():
+            return http.get(url, stream=True, allow_redirects=False,
+                            timeout=(min(left, 10.0), min(left, MAX_READ_TIMEOUT)))
+    except DeliveryError:
+        raise
+    except requests.RequestException as exc:
+        if deadline.expired:
+            raise deadline.error() from exc
+        if isinstance(exc.__context__, DeliveryError):
+            raise exc.__context__ from exc
+        raise DeliveryError(f"download failed: {type(exc).__name__}") from exc
 
 
 def _raise_for_status(status: int) -> None:
@@ -173,20 +284,23 @@ def _raise_for_status(status: int) -> None:
                             permanent=status < 500 and status not in (408, 429))
 
 
-def _body(resp: requests.Response, max_bytes: int, started: float,
-          timeout: float) -> Iterator[bytes]:
+def _body(resp: requests.Response, max_bytes: int, deadline: _Deadline) -> Iterator[bytes]:
     total = 0
     try:
-        # read1: whatever one socket read brings (up to a chunk), so the wall-time check runs
-        # between reads; iter_content would block until a whole chunk had trickled in.
+        # read1: whatever one socket read brings (up to a chunk), so a read ends as soon as
+        # bytes arrive; iter_content would wait for a whole chunk to trickle in.
         for chunk in iter(lambda: resp.raw.read1(CHUNK_BYTES, decode_content=True), b""):
+            if deadline.expired:
+                raise deadline.error()
             total += len(chunk)
             if total > max_bytes:
                 raise DeliveryError(f"video exceeds {max_bytes} bytes", permanent=True)
-            if time.monotonic() - started > timeout:
-                raise DeliveryError(f"download took longer than {timeout:.0f}s")
             yield chunk
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        if deadline.expired:
+            raise deadline.error() from exc
         raise DeliveryError(f"download interrupted: {type(exc).__name__}") from exc
+    if deadline.expired:  # a shut connection without a length reads as a clean end
+        raise deadline.error()
     if total == 0:
         raise DeliveryError("download was empty")
