@@ -182,6 +182,17 @@ def cancel_job(job_id: str) -> ResponseReturnValue:
     return jsonify(job_view(change.job))
 
 
+@bp.get("/models")
+def list_models() -> ResponseReturnValue:
+    """The model names a request may use, each with the options it accepts."""
+    return jsonify({"models": [
+        {"model": m.name, "family": m.family, "durations": list(m.durations),
+         "aspectRatios": list(m.aspect_ratios), "maxImages": m.max_images,
+         "defaultDuration": m.default_duration}
+        for m in (providers.get_model(name) for name in providers.supported_models())
+    ]})
+
+
 @bp.post("/callbacks/<family>")
 def provider_callback(family: str) -> ResponseReturnValue:
     """A provider says a task changed: poll that job now. The status API decides, so a forged
