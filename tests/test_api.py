@@ -301,3 +301,11 @@ def test_with_a_token_the_key_belongs_to_the_token_holder(settings: Settings) ->
     assert same.get_json()["jobId"] == first.get_json()["jobId"]
     assert other.status_code == 422, other.text
     assert fields(other) == {"Idempotency-Key": "was used with a different request body"}
+
+
+def test_models_lists_every_model_with_its_limits(client: FlaskClient) -> None:
+    models = {m["model"]: m for m in client.get("/models").get_json()["models"]}
+    assert {"veo3", "veo3_fast", "sora-2", "seedance-1.5-pro"} <= set(models)
+    assert models["veo3"] == {"model": "veo3", "family": "kie_veo", "durations": [8],
+                              "aspectRatios": ["16:9", "9:16"], "maxImages": 2,
+                              "defaultDuration": 8}

@@ -45,11 +45,3 @@ def test_an_unreadable_record_answers_a_json_error_naming_it(rt: Runtime) -> Non
     assert resp.status_code == 500
     assert resp.get_json()["error"] == "job_unreadable"
 
-
-def test_models_lists_every_model_with_its_limits(rt: Runtime) -> None:
-    resp = create_app(rt.settings, rt).test_client().get("/models")
-    models = {m["model"]: m for m in resp.get_json()["models"]}
-    assert {"veo3", "veo3_fast", "sora-2", "seedance-1.5-pro"} <= set(models)
-    assert models["veo3"] == {"model": "veo3", "family": "kie_veo", "durations": [8],
-                              "aspectRatios": ["16:9", "9:16"], "maxImages": 2,
-                              "defaultDuration": 8}
