@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from celery import Celery
 
 from videopoll.logs import JsonFormatter
 
@@ -40,15 +41,22 @@ def test_secrets_inside_nested_extras_are_redacted() -> None:
 
 
 def test_a_long_traceback_keeps_its_cause() -> None:
-    def deep(n: int) -> None:
+    # two functions that call each other: CPython folds a frame repeated in a row into one
+    # "[Previous line repeated …]" line, which would keep the traceback short
+    def ping(n: int) -> None:
         if n == 0:
             raise ValueError("the real cause: token=abc123secret")
-        deep(n - 1)
+        pong(n - 1)
+
+    def pong(n: int) -> None:
+        ping(n)
 
     try:
-        deep(80)
+        ping(40)
     except ValueError:
         record = make("boom", exc_info=sys.exc_info())
+    assert record.exc_info is not None
+    assert len(JsonFormatter().formatException(record.exc_info)) > 5000
     exc = str(line(record)["exc"])
     assert "ValueError: the real cause" in exc  # the last line survives the cut
     assert "Traceback (most recent call last)" in exc
@@ -56,9 +64,24 @@ def test_a_long_traceback_keeps_its_cause() -> None:
     assert len(exc) < 4200
 
 
-def worker_output(redis_server: str, level: str, tmp_path: Path, wait: float | None) -> str:
-    """Run a real worker; stop it once it is ready (or after ``wait`` seconds)."""
-    env = {**os.environ, "REDIS_URL": f"{redis_server}/13", "PYTHONPATH": str(REPO)}
+def test_extras_that_json_cannot_encode_are_still_logged_and_redacted() -> None:
+    loop: dict[str, object] = {"api_key": "kie-loop-secret"}
+    loop["self"] = loop
+    out = line(make("odd extras", by_pair={("a", "b"): "Bearer kie-pair-secret-1"}, loop=loop))
+    text = json.dumps(out)
+    assert out["msg"] == "odd extras"
+    assert "kie-pair-secret-1" not in text and "kie-loop-secret" not in text
+
+
+def worker_output(redis_server: str, level: str, tmp_path: Path) -> str:
+    """Run a real worker until it has consumed a message, then stop it; its output.
+
+    The message names a task nobody registered, so the worker logs an error for it at any
+    level: proof it was up and consuming, whatever else ``--loglevel`` hid.
+    """
+    broker = f"{redis_server}/13"
+    Celery(broker=broker).send_task("videopoll.no_such_task", queue="videopoll")
+    env = {**os.environ, "REDIS_URL": broker, "PYTHONPATH": str(REPO)}
     log = tmp_path / f"worker-{level}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -67,22 +90,22 @@ def worker_output(redis_server: str, level: str, tmp_path: Path, wait: float | N
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=REPO, env=env, stdout=out, stderr=out, start_new_session=True)
         try:
-            deadline = time.monotonic() + (wait or 30)
-            while time.monotonic() < deadline:
-                if wait is None and " ready." in log.read_text(errors="replace"):
-                    break
-                time.sleep(0.2)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and MARKER not in log.read_text(errors="replace"):
+                time.sleep(0.1)
         finally:
             proc.terminate()
             proc.wait(timeout=20)
     return log.read_text(errors="replace")
 
 
+MARKER = "Received unregistered task of type 'videopoll.no_such_task'"
+
+
 @pytest.mark.slow
 def test_the_worker_obeys_loglevel(redis_server: str, tmp_path: Path) -> None:
-    began = time.monotonic()
-    info = worker_output(redis_server, "INFO", tmp_path, None)
-    took = time.monotonic() - began
-    warning = worker_output(redis_server, "WARNING", tmp_path, took + 2)
+    info = worker_output(redis_server, "INFO", tmp_path)
+    warning = worker_output(redis_server, "WARNING", tmp_path)
+    assert MARKER in info and MARKER in warning  # both workers ran and logged
     assert '"level": "info"' in info
     assert '"level": "info"' not in warning

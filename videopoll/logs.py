@@ -46,7 +46,10 @@ def _scrub(value: Any) -> Any:
         return redact(value, EXTRA_CHARS)
     if isinstance(value, (bool, int, float)) or value is None:
         return value
-    text = json.dumps(value, default=str)
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):  # non-str keys, a cycle: a log line must still go out
+        text = repr(value)
     scrubbed = redact(text, len(text))
     if len(scrubbed) > EXTRA_CHARS:
         return scrubbed[:EXTRA_CHARS]

@@ -15,15 +15,18 @@ _PATTERNS = [
     (re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|key|token)?\s*)"
                 r"[A-Za-z0-9._~+/=:-]+"), rf"\1{R}"),
     (re.compile(r"(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{6,}"), rf"\1{R}"),
-    # user-info in URLs: redis://:pw@host, https://user:pass@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:\"']*:[^\s/@\"']*@"), rf"\1{R}@"),
+    # user-info in URLs: redis://:pw@host, https://user:pass@host, https://token@host; up to
+    # the authority's last @, since a password may hold one
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#\"'<>]*@"), rf"\1{R}@"),
     (re.compile(r"(?i)\b(bot)\d+:[A-Za-z0-9_-]+"), rf"\1{R}"),
+    (re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}"), R),  # a bare Telegram bot token
     # signed URLs: the query string carries the signature
     (re.compile(r"(https?://[^\s?#\"']+)\?[^\s#\"']*"), rf"\1?{R}"),
     # key shapes that identify themselves wherever they appear
     (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), R),
     (re.compile(r"\bsk-(?:proj-|live-|test-)?[A-Za-z0-9_-]{8,}"), R),
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=]{8,}"), R),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), R),  # Google API keys (Gemini / Veo)
     (re.compile(r"(?i)\b(aws_secret_access_key|aws_session_token)([\"']?\s*[:=]\s*[\"']?)"
                 r"[A-Za-z0-9/+=]+"), rf"\1\2{R}"),
     (
