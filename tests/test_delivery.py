@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_store import make_job
-from videopoll import delivery
+from videopoll import delivery, notify
 from videopoll.errors import DeliveryError
 from videopoll.fake_provider import FakeProvider
 from videopoll.messages import ERROR_MESSAGES
@@ -43,7 +43,7 @@ def delivering(rt: Runtime, url: str) -> str:
 
 def run_all(rt: Runtime, job_id: str) -> None:
     delivery.store_output(rt, job_id)
-    delivery.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)
     delivery.record_result(rt, job_id)
 
 
@@ -131,7 +131,7 @@ def test_recording_a_finished_job_clears_its_outbox_entry(rt: Runtime, out: io.S
     rt.store.create(make_job(rt))
     fail(rt, "job_1", ErrorCode.MODERATION_REJECTED)
     assert rt.store.redis.zscore(rt.store.outbox_key, "job_1") is not None
-    delivery.notify_user(rt, "job_1")
+    notify.notify_user(rt, "job_1")
     delivery.record_result(rt, "job_1")
     assert rt.store.redis.zscore(rt.store.outbox_key, "job_1") is None
     sent = json.loads(out.getvalue().splitlines()[0].removeprefix("NOTIFY "))
@@ -142,8 +142,8 @@ def test_recording_a_finished_job_clears_its_outbox_entry(rt: Runtime, out: io.S
 def test_the_delayed_notice_is_sent_once(rt: Runtime, out: io.StringIO) -> None:
     rt.store.create(make_job(rt))
     rt.store.update("job_1", lambda j: setattr(j, "status", JobStatus.DELAYED))
-    delivery.notify_delayed(rt, "job_1")
-    delivery.notify_delayed(rt, "job_1")
+    notify.notify_delayed(rt, "job_1")
+    notify.notify_delayed(rt, "job_1")
     lines = out.getvalue().splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0].removeprefix("NOTIFY "))["message"] == (
@@ -177,9 +177,9 @@ def test_a_channel_held_by_a_dead_worker_is_not_skipped(
     job_id = delivering(rt, f"{fake.base_url}/files/veo_ok1_h.mp4")
     delivery.store_output(rt, job_id)
     assert rt.store.begin_stage(job_id, "notify:console", 0.3) is not None  # then it died
-    assert delivery.notify_user(rt, job_id) is False  # this chain stops, the job stays open
+    assert notify.notify_user(rt, job_id) is False  # this chain stops, the job stays open
     assert out.getvalue() == ""
     assert rt.store.get(job_id).status is JobStatus.DELIVERING  # type: ignore[union-attr]
     time.sleep(0.4)
-    assert delivery.notify_user(rt, job_id) is True  # the re-delivery after the lease
+    assert notify.notify_user(rt, job_id) is True  # the re-delivery after the lease
     assert len(out.getvalue().splitlines()) == 1

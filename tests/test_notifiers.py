@@ -11,7 +11,7 @@ from standardwebhooks import Webhook
 
 from tests.listeners import Listener
 from tests.test_delivery import delivering
-from videopoll import delivery
+from videopoll import delivery, notify
 from videopoll.errors import NotifyError
 from videopoll.fake_provider import FakeProvider
 from videopoll.fake_telegram import FakeTelegram
@@ -51,8 +51,8 @@ def test_a_veo_video_goes_to_telegram_once_with_its_buttons(
 ) -> None:
     with_telegram(rt, tg)
     job_id = stored_job(rt, fake, chat_id=4242)
-    delivery.notify_user(rt, job_id)
-    delivery.notify_user(rt, job_id)  # a re-run sends nothing
+    notify.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)  # a re-run sends nothing
     [call] = tg.calls("sendVideo")
     assert call["chat_id"] == "4242"
     assert call["video"]["file_size"] == rt.store.get(job_id).delivery.size_bytes  # type: ignore[union-attr]
@@ -72,10 +72,10 @@ def test_telegram_429_waits_retry_after_then_sends_once(
     job_id = stored_job(rt, fake, chat_id=7)
     tg.script("sendVideo", {"error_code": 429, "retry_after": 3})
     with pytest.raises(NotifyError) as info:
-        delivery.notify_user(rt, job_id)
+        notify.notify_user(rt, job_id)
     assert info.value.retry_after == 3 and not info.value.permanent
-    delivery.notify_user(rt, job_id)  # the task's retry
-    delivery.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)  # the task's retry
+    notify.notify_user(rt, job_id)
     assert [c.get("answered", 200) for c in tg.calls("sendVideo")] == [429, 200]
 
 
@@ -85,8 +85,8 @@ def test_a_blocked_bot_is_recorded_and_not_retried(
     with_telegram(rt, tg)
     job_id = stored_job(rt, fake, chat_id=8)
     tg.script("sendVideo", {"error_code": 403})
-    delivery.notify_user(rt, job_id)  # permanent for this chat: no exception, no retry
-    delivery.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)  # permanent for this chat: no exception, no retry
+    notify.notify_user(rt, job_id)
     assert len(tg.calls("sendVideo")) == 1
     result = rt.store.channel_results(job_id)["notify:telegram"]
     assert result["status"] == "failed" and "blocked" in result["error"]
@@ -98,7 +98,7 @@ def test_a_video_over_the_bot_upload_limit_is_sent_as_a_link(
     rt.settings = rt.settings.model_copy(update={"public_base_url": "https://api.example"})
     with_telegram(rt, tg, max_bytes=1000)
     job_id = stored_job(rt, fake, chat_id=9)
-    delivery.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)
     assert tg.calls("sendVideo") == []
     [message] = tg.calls("sendMessage")
     assert "https://api.example/videos/videos/veo3/" in message["text"]
@@ -114,7 +114,7 @@ def test_failures_reach_telegram_in_user_words(rt: Runtime, tg: FakeTelegram) ->
     job.chat_id = 11
     rt.store.create(job)
     fail(rt, job.job_id, ErrorCode.MODERATION_REJECTED, "raw: flagged by Website policy x")
-    delivery.notify_user(rt, job.job_id)
+    notify.notify_user(rt, job.job_id)
     [message] = tg.calls("sendMessage")
     assert message["text"] == (
         "This request could not be processed. Try changing the prompt or assets.")
@@ -126,7 +126,7 @@ def test_the_chat_comes_from_the_session_when_the_request_had_none(
     with_telegram(rt, tg)
     rt.store.redis.set("session:s", json.dumps({"chatId": "555", "language": "de"}))
     job_id = stored_job(rt, fake)  # make_job's session id is "s"
-    delivery.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)
     assert [c["chat_id"] for c in tg.calls("sendVideo")] == ["555"]
 
 
@@ -137,7 +137,7 @@ def test_no_chat_anywhere_still_succeeds_and_says_why(
     out = io.StringIO()
     rt.notifiers.append(ConsoleNotifier(out))
     job_id = stored_job(rt, fake)
-    delivery.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)
     delivery.record_result(rt, job_id)
     job = rt.store.get(job_id)
     assert job is not None and job.status.value == "succeeded"
@@ -152,8 +152,8 @@ def test_the_callback_is_signed_and_verifies(
 ) -> None:
     rt.notifiers = [WebhookNotifier(SECRET, 5, allow_private=True)]
     job_id = stored_job(rt, fake, callback_url=f"{listener.url}/resume/abc")
-    delivery.notify_user(rt, job_id)
-    delivery.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)
     [got] = listener.received
     assert got.path == "/resume/abc"
     payload = Webhook(SECRET).verify(got.body, got.headers)
@@ -177,12 +177,12 @@ def test_callback_answers_decide_retry_or_stop(
         rt.notifiers = [notifier]
         job_id = stored_job(rt, fake, callback_url=f"{server.url}/cb")
         if permanent:
-            delivery.notify_user(rt, job_id)
+            notify.notify_user(rt, job_id)
             assert rt.store.channel_results(job_id)["notify:webhook"]["status"] == "failed"
         else:
             with pytest.raises(NotifyError):
-                delivery.notify_user(rt, job_id)
-            delivery.notify_user(rt, job_id)  # the retry
+                notify.notify_user(rt, job_id)
+            notify.notify_user(rt, job_id)  # the retry
             assert rt.store.channel_results(job_id)["notify:webhook"]["status"] == "sent"
         assert all(r.path == "/cb" for r in server.received)  # a redirect is never followed
     finally:
@@ -194,7 +194,7 @@ def test_a_callback_to_a_private_address_is_refused(
 ) -> None:
     rt.notifiers = [WebhookNotifier(SECRET, 5, allow_private=False)]
     job_id = stored_job(rt, fake, callback_url=f"{listener.url}/cb")
-    delivery.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)
     assert listener.received == []
     assert rt.store.channel_results(job_id)["notify:webhook"]["status"] == "failed"
 
@@ -205,7 +205,7 @@ def test_slack_and_discord_get_their_payload_shapes(
     rt.notifiers = [SlackNotifier(f"{listener.url}/slack", 5),
                     DiscordNotifier(f"{listener.url}/discord", 5)]
     job_id = stored_job(rt, fake)
-    delivery.notify_user(rt, job_id)
+    notify.notify_user(rt, job_id)
     slack, discord = (json.loads(r.body) for r in listener.received)
     assert "Your video is ready." in slack["text"] and slack["blocks"][0]["type"] == "section"
     assert "Your video is ready." in discord["content"]
@@ -224,7 +224,7 @@ def test_the_delayed_notice_skips_the_callback(
     job.callback_url = f"{listener.url}/cb"
     rt.store.create(job)
     rt.store.update(job.job_id, lambda j: setattr(j, "status", JobStatus.DELAYED))
-    delivery.notify_delayed(rt, job.job_id)
+    notify.notify_delayed(rt, job.job_id)
     assert listener.received == []  # an n8n Wait node must not resume on "still checking"
     assert len(out.getvalue().splitlines()) == 1
 
@@ -255,9 +255,9 @@ def test_progress_is_one_message_edited_in_place(
         rt.store.update(job.job_id, lambda j, a=attempt: setattr(j, "attempts", a))
         text = progress_text(rt.store.get(job.job_id))  # type: ignore[arg-type]
         assert text == f"Generating… {attempt}/15"
-        delivery.update_progress(rt, job.job_id, text)
+        notify.update_progress(rt, job.job_id, text)
     rt.store.update(job.job_id, lambda j: setattr(j, "status", JobStatus.DELAYED))
-    delivery.notify_delayed(rt, job.job_id)
+    notify.notify_delayed(rt, job.job_id)
     assert [c["text"] for c in tg.calls("sendMessage")] == ["Generating… 1/15"]
     assert [c["text"] for c in tg.calls("editMessageText")] == [
         "Generating… 2/15", "Generating… 3/15",

@@ -14,7 +14,7 @@ import pytest
 from celery.exceptions import Ignore
 
 from tests.test_delivery import delivering
-from videopoll import delivery, transitions
+from videopoll import delivery, notify, transitions
 from videopoll.fake_provider import FakeProvider
 from videopoll.models import ErrorCode, JobRecord, JobStatus
 from videopoll.notifiers import ConsoleNotifier, Notice, Notifier
@@ -92,7 +92,7 @@ def test_cancel_during_delivery_stops_it_and_tells_the_user_once(
         run_task(deliver.fetch_and_store, job_id, retries=0)
     assert "veo_ok1_c" not in fake.stats()["downloads"]
     for _ in range(2):  # the cancel's chain, and a re-run of it
-        delivery.notify_user(rt, job_id)
+        notify.notify_user(rt, job_id)
         delivery.record_result(rt, job_id)
     lines = out.getvalue().splitlines()
     assert [json.loads(ln.removeprefix("NOTIFY "))["status"] for ln in lines] == ["canceled"]

@@ -8,7 +8,7 @@ from typing import Any
 from celery import chain
 from celery.exceptions import Ignore
 
-from videopoll import delivery
+from videopoll import delivery, notify
 from videopoll.celery_app import app
 from videopoll.errors import DeliveryError, NotifyError
 from videopoll.models import ErrorCode, JobStatus
@@ -63,7 +63,7 @@ def fetch_and_store(self: Any, job_id: str) -> None:
 def notify_user(self: Any, job_id: str) -> None:
     rt = get_runtime()
     try:
-        complete = delivery.notify_user(rt, job_id)
+        complete = notify.notify_user(rt, job_id)
     except Exception as exc:  # a notifier fault must not lose the job: retry, then decide
         if self.request.retries < NOTIFY_MAX_RETRIES:
             wait = _backoff(self.request.retries, getattr(exc, "retry_after", None))
@@ -71,7 +71,7 @@ def notify_user(self: Any, job_id: str) -> None:
         log.error("notifier gave up", extra={"job_id": job_id, "error": type(exc).__name__})
         job = rt.store.get(job_id)
         if (job is not None and job.status is JobStatus.DELIVERING
-                and not delivery.any_channel_reached(rt, job_id)):
+                and not notify.any_channel_reached(rt, job_id)):
             # nobody could be told: the delivery failed, told once more on the failure chain
             _end_delivery(job_id, ErrorCode.DELIVERY_FAILED, f"notifier: {type(exc).__name__}")
             raise Ignore() from exc
@@ -84,7 +84,7 @@ def notify_user(self: Any, job_id: str) -> None:
 @app.task(name="videopoll.notify_delayed", bind=True, max_retries=3)
 def notify_delayed(self: Any, job_id: str) -> None:
     try:
-        delivery.notify_delayed(get_runtime(), job_id)
+        notify.notify_delayed(get_runtime(), job_id)
     except Exception as exc:  # a progress note is worth a few tries, not a failed job
         if self.request.retries < 3:
             raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
@@ -95,7 +95,7 @@ def notify_delayed(self: Any, job_id: str) -> None:
 def update_progress(job_id: str, text: str) -> None:
     """Edit the job's progress message in place; a lost update is only a stale line."""
     try:
-        delivery.update_progress(get_runtime(), job_id, text)
+        notify.update_progress(get_runtime(), job_id, text)
     except Exception:
         log.warning("progress message not updated", extra={"job_id": job_id})
 

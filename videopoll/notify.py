@@ -1,0 +1,195 @@
+"""Telling people how a job went: every notification channel, each exactly once.
+
+The notify stage of delivery (and the delayed notice and the in-place progress message) as
+plain functions. Each channel sends under its own stage marker (see ``delivery``'s leases),
+records a receipt before marking itself done, and a retry resends only what did not go out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from videopoll import session
+from videopoll.delivery import stage_lease
+from videopoll.errors import NotifyError
+from videopoll.job_view import job_view
+from videopoll.messages import user_message
+from videopoll.models import JobRecord, JobStatus
+from videopoll.notifiers import Button, Event, Notice, Video
+from videopoll.notifiers.telegram import TelegramNotifier
+from videopoll.redact import redact
+from videopoll.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def notify_user(rt: Runtime, job_id: str) -> bool:
+    """Tell every channel how the job ended, each exactly once (a retry skips the done ones).
+
+    ``False``: some channel is being sent by another worker right now (or by one that died,
+    until its lease runs out); this chain stops, and that worker's chain, or the sweeper's
+    re-delivery, finishes the job. Finishing it here could skip a channel for good.
+    """
+    job = rt.store.get(job_id)
+    event = _final_event(job) if job is not None else None
+    if job is None or event is None:
+        return True
+    return _notify(rt, job, event, "notify")
+
+
+def notify_delayed(rt: Runtime, job_id: str) -> None:
+    """Tell the user, once, that the job passed its normal attempts and is still checked."""
+    job = rt.store.get(job_id)
+    if job is not None and job.status is JobStatus.DELAYED:
+        _notify(rt, job, "delayed", "delayed")
+
+
+def _final_event(job: JobRecord) -> Event | None:
+    if job.status in (JobStatus.DELIVERING, JobStatus.SUCCEEDED):
+        return "succeeded"
+    if job.status is JobStatus.FAILED:
+        return "failed"
+    if job.status is JobStatus.CANCELED:
+        return "canceled"
+    return None
+
+
+def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
+    """Send ``event`` on every channel not yet done; raise the first retryable failure.
+
+    ``False`` when a channel is held by another worker (see ``notify_user``).
+    """
+    notice = notice_for(rt, job, event)
+    pending: NotifyError | None = None
+    held = False
+    for notifier in rt.notifiers:
+        stage = f"{prefix}:{notifier.name}"
+        owner = rt.store.begin_stage(job.job_id, stage, stage_lease(rt))
+        if owner is None:
+            held = held or not rt.store.stage_done(job.job_id, stage)
+            continue
+        skip = notifier.skip_reason(job, notice)
+        if skip is not None:
+            result: dict[str, Any] = {"status": "skipped", "reason": skip}
+        else:
+            try:
+                result = {"status": "sent", "message_id": notifier.send(job, notice)}
+            except NotifyError as exc:
+                if not exc.permanent:
+                    rt.store.abandon_stage(job.job_id, stage, owner)
+                    pending = _longest_wait(pending, exc)
+                    continue
+                result = {"status": "failed", "error": redact(exc.reason)}
+            except Exception as exc:  # a channel's own bug must not stop the others
+                log.exception("notifier failed", extra={"job_id": job.job_id,
+                                                         "channel": notifier.name})
+                rt.store.abandon_stage(job.job_id, stage, owner)
+                pending = pending or NotifyError(f"{notifier.name}: {type(exc).__name__}")
+                continue
+        # the receipt is written before the stage is marked done: a resend checks it first
+        rt.store.record_channel(job.job_id, stage, {**result, "at": round(time.time(), 3)})
+        rt.store.finish_stage(job.job_id, stage, owner)
+    if pending is not None:
+        raise pending
+    return not held
+
+
+def _longest_wait(pending: NotifyError | None, new: NotifyError) -> NotifyError:
+    """The retry waits for the channel that asked to wait longest (a Slack 429's 30 s)."""
+    if pending is None or (new.retry_after or 0) > (pending.retry_after or 0):
+        return new
+    return pending
+
+
+def any_channel_reached(rt: Runtime, job_id: str) -> bool:
+    results = rt.store.channel_results(job_id)
+    return any(r.get("status") == "sent" for k, r in results.items() if k.startswith("notify:"))
+
+
+def notice_for(rt: Runtime, job: JobRecord, event: Event) -> Notice:
+    """The words, the link (made now) and the buttons for one event of one job."""
+    status = JobStatus.SUCCEEDED if event == "succeeded" else job.status
+    key = job.delivery.storage_key
+    link = rt.storage.link_for(key, rt.settings.public_base_url) if key else None
+    chat_id, chat_reason = job.chat_id, ""
+    if chat_id is None:
+        info, chat_reason = session.restore(rt.session_redis, rt.settings.session_key_template,
+                                            job.session_id)
+        if info is not None:
+            chat_id = info.chat_id
+            chat_reason = "" if chat_id is not None else "the session has no chatId"
+    raw_progress = (rt.store.redis.get(progress_key(rt, job.job_id))
+                    if job.progress_messages else None)
+    video = None
+    if key and event == "succeeded" and job.delivery.size_bytes is not None:
+        video = Video(job.delivery.size_bytes, lambda: rt.storage.open(key))
+    return Notice(
+        event=event,
+        text=user_message(status, job.error_code) if event != "delayed"
+        else user_message(JobStatus.DELAYED),
+        caption=caption_for(job) if event == "succeeded" else "",
+        link=link,
+        chat_id=chat_id,
+        chat_reason=chat_reason,
+        buttons=buttons_for(job) if event == "succeeded" else (),
+        video=video,
+        progress_message_id=int(raw_progress) if raw_progress else None,
+        view=job_view(job, link, status),
+    )
+
+
+def update_progress(rt: Runtime, job_id: str, text: str) -> None:
+    """Keep one Telegram message per job up to date while it runs, instead of a stream."""
+    job = rt.store.get(job_id)
+    telegram = next((n for n in rt.notifiers if isinstance(n, TelegramNotifier)), None)
+    if job is None or job.status.terminal or not job.progress_messages or telegram is None:
+        return
+    notice = notice_for(rt, job, "delayed")
+    if notice.chat_id is None:
+        return
+    if notice.progress_message_id is not None:
+        telegram.edit(notice.chat_id, notice.progress_message_id, text)
+        return
+    owner = rt.store.begin_stage(job_id, "progress", stage_lease(rt))
+    if owner is None:
+        return  # another worker is sending the first one
+    try:
+        message_id = telegram.start_progress(notice.chat_id, text)
+    except BaseException:
+        rt.store.abandon_stage(job_id, "progress", owner)
+        raise
+    rt.store.redis.set(progress_key(rt, job_id), message_id,
+                       ex=rt.settings.result_retention_seconds)
+    rt.store.finish_stage(job_id, "progress", owner)
+
+
+def progress_key(rt: Runtime, job_id: str) -> str:
+    return f"{rt.store.prefix}:progress:{job_id}"
+
+
+def buttons_for(job: JobRecord) -> tuple[Button, ...]:
+    """Publish and Regenerate for every video; Extend and Get 1080p where the model has them."""
+    buttons = [Button("Publish", "pub"), Button("Regenerate", "regen")]
+    if job.family == "kie_veo":
+        buttons += [Button("Extend", "ext"), Button("Get 1080p", "hd")]
+    return tuple(buttons)
+
+
+def caption_for(job: JobRecord) -> str:
+    """Model, duration, resolution and generation time: what the original caption showed."""
+    took = (job.finished_at or time.time()) - job.created_at
+    parts = [job.model]
+    media = job.delivery.media
+    if media is not None and media.duration_seconds:
+        parts.append(f"{media.duration_seconds:.0f}s")
+    if media is not None and media.resolution:
+        parts.append(media.resolution)
+    size = job.delivery.size_bytes or 0
+    if size >= 1_048_576:
+        parts.append(f"{size / 1_048_576:.1f} MB")
+    elif size:
+        parts.append(f"{size / 1024:.0f} KB")
+    parts.append(f"generated in {int(took // 60)}m {int(took % 60):02d}s")
+    return " · ".join(parts)
