@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     cancel = sub.add_parser("cancel", help="cancel a job")
     cancel.add_argument("job_id")
 
+    stats = sub.add_parser("stats", help="generation time, failures, cost and capacity")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.add_argument("--since", type=float, default=None, metavar="HOURS",
+                       help="only jobs finished in the last HOURS")
+
     args = parser.parse_args(argv)
     api = args.api.rstrip("/")
     if args.command == "run-demo":
@@ -64,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         from videopoll.fake_provider.server import main as fake_main
 
         return int(fake_main(["--host", args.host, "--port", str(args.port)]))
+    if args.command == "stats":
+        from videopoll.settings import load_settings
+        from videopoll.stats import main as stats_main
+
+        return stats_main(load_settings(), args.json, args.since)
     if args.command == "submit":
         if args.task_id:
             body: dict[str, Any] = {"sessionId": args.session, "taskId": args.task_id,
