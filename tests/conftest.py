@@ -74,6 +74,15 @@ class MotoServer:
             self.proc.wait(timeout=10)
 
 
+def alive(pid: int) -> bool:
+    """Whether a process we started is still running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def aws_test_credentials() -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1"}

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import alive
 from videopoll.supervise import RestartPolicy, Supervisor, read_procfile
 
 FAST = RestartPolicy(stable_seconds=2.0, max_fast_crashes=3, first_backoff_seconds=0.05,
                      max_backoff_seconds=0.2, stop_grace_seconds=2.0)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_procfile_lines_keep_their_order_and_skip_comments(tmp_path: Path) -> None:

@@ -204,14 +204,13 @@ class GenerationSpec(BaseModel):
 
 
 class DeliveryRecord(BaseModel):
-    """What each delivery stage has done, so a re-run skips it (invariant 4)."""
+    """What the store and record stages did, so a re-run skips it (invariant 4). Each
+    notification channel keeps its receipt beside the job (``JobStore.record_channel``)."""
 
     storage_key: str | None = None
     storage_url: str | None = None
     size_bytes: int | None = None
     media: MediaInfo | None = None
-    notified_at: float | None = None
-    notify_message_id: str | None = None
     recorded_at: float | None = None
 
 

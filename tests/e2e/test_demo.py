@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import alive
 from videopoll.local_redis import free_port
 
 BIN = Path(sys.executable).parent
@@ -54,14 +55,6 @@ def started_pids(state_dir: Path, name: str) -> list[int]:
     """Pids the supervisor logged for each start of process ``name``."""
     log = (state_dir / "stack.log").read_text()
     return [int(pid) for pid in re.findall(rf"\| {name}(?:\.1)? started \(pid=(\d+)\)", log)]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.slow

@@ -118,14 +118,20 @@ def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnVa
 
 
 def _publish_first_turn(job: JobRecord) -> None:
+    _publish_poll(job, max(0.0, (job.next_poll_at or 0.0) - job.created_at))
+
+
+def _publish_poll(job: JobRecord, countdown: float) -> None:
+    """Send the poll for the job's current token. Only a hint: if the publish fails, the
+    record is stored and due, and the sweeper (or the scheduled poll) enqueues it."""
     from videopoll.tasks.poll import poll_job  # the task module pulls in Celery
 
-    delay = max(0.0, (job.next_poll_at or 0.0) - job.created_at)
     try:
-        poll_job.apply_async((job.job_id, job.poll_token), countdown=delay,
+        poll_job.apply_async((job.job_id, job.poll_token), countdown=countdown,
                              retry=True, retry_policy=PUBLISH_RETRY)
-    except Exception:  # the record is stored and due: the sweeper enqueues it later
-        log.exception("publish failed; the sweeper will enqueue it", extra={"job_id": job.job_id})
+    except Exception:
+        log.exception("poll not published; the sweeper will enqueue it",
+                      extra={"job_id": job.job_id})
 
 
 @bp.post("/webhook/poll-video")
@@ -209,15 +215,9 @@ def provider_callback(family: str) -> ResponseReturnValue:
     job = rt.store.get(job_id) if job_id else None
     if job is None or job.status not in POLLABLE_STATUSES or job.provider_task_id is None:
         return jsonify({"status": "ignored"}), 200  # unknown, or no longer polled: nothing to do
-    from videopoll.tasks.poll import poll_job
-
     # the job's current token: whichever of this and the scheduled poll runs first wins the
     # fence, and the other is dropped without a provider call
-    try:
-        poll_job.apply_async((job.job_id, job.poll_token), countdown=0,
-                             retry=True, retry_policy=PUBLISH_RETRY)
-    except Exception:  # the scheduled poll still comes
-        log.exception("callback wake not published", extra={"job_id": job.job_id})
+    _publish_poll(job, 0.0)
     return jsonify({"status": "accepted"}), 200
 
 
