@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from videopoll import session
 from videopoll.models import GenerationSpec, JobRecord, JobStatus
+from videopoll.notify import chat_for
 from videopoll.runtime import Runtime
 from videopoll.submission import linked_job_record
 
@@ -57,7 +57,7 @@ def decide(rt: Runtime, press: Press) -> Outcome:
     parent = rt.store.get(press.job_id)
     if parent is None:
         return Outcome("This video is no longer available.")
-    if str(_owner_chat(rt, parent)) != str(press.chat_id):
+    if str(chat_for(rt, parent)[0]) != str(press.chat_id):
         return Outcome("This button belongs to another chat.")
     if parent.status is not JobStatus.SUCCEEDED:
         return Outcome("This video is not ready yet.")
@@ -83,13 +83,6 @@ def decide(rt: Runtime, press: Press) -> Outcome:
     return Outcome("Getting the 1080p version…", _linked(
         rt, parent, press, kind="poll", provider_task_id=parent.provider_task_id,
         variant="1080p", poll_token=1))
-
-
-def _owner_chat(rt: Runtime, job: JobRecord) -> str | int | None:
-    if job.chat_id is not None:
-        return job.chat_id
-    info, _ = session.restore(rt.session_redis, rt.settings.session_key_template, job.session_id)
-    return info.chat_id if info else None
 
 
 def _linked(rt: Runtime, parent: JobRecord, press: Press, **fields: Any) -> JobRecord:

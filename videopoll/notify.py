@@ -113,15 +113,7 @@ def notice_for(rt: Runtime, job: JobRecord, event: Event) -> Notice:
     status = JobStatus.SUCCEEDED if event == "succeeded" else job.status
     key = job.delivery.storage_key
     link = rt.storage.link_for(key, rt.settings.public_base_url) if key else None
-    chat_id, chat_reason = job.chat_id, ""
-    if chat_id is None:
-        info, chat_reason = session.restore(rt.session_redis, rt.settings.session_key_template,
-                                            job.session_id)
-        if info is not None:
-            chat_id = info.chat_id
-            chat_reason = "" if chat_id is not None else "the session has no chatId"
-    raw_progress = (rt.store.redis.get(progress_key(rt, job.job_id))
-                    if job.progress_messages else None)
+    chat_id, chat_reason = chat_for(rt, job)
     video = None
     if key and event == "succeeded" and job.delivery.size_bytes is not None:
         video = Video(job.delivery.size_bytes, lambda: rt.storage.open(key))
@@ -135,9 +127,28 @@ def notice_for(rt: Runtime, job: JobRecord, event: Event) -> Notice:
         chat_reason=chat_reason,
         buttons=buttons_for(job) if event == "succeeded" else (),
         video=video,
-        progress_message_id=int(raw_progress) if raw_progress else None,
+        progress_message_id=progress_message_id(rt, job),
         view=job_view(job, link, status),
     )
+
+
+def chat_for(rt: Runtime, job: JobRecord) -> tuple[str | int | None, str]:
+    """The job's chat: the request's ``chatId``, else the caller's session; else why not."""
+    if job.chat_id is not None:
+        return job.chat_id, ""
+    info, reason = session.restore(rt.session_redis, rt.settings.session_key_template,
+                                   job.session_id)
+    if info is None:
+        return None, reason
+    return info.chat_id, "" if info.chat_id is not None else "the session has no chatId"
+
+
+def progress_message_id(rt: Runtime, job: JobRecord) -> int | None:
+    """The chat's in-place progress message for this job, once one was sent."""
+    if not job.progress_messages:
+        return None
+    raw = rt.store.redis.get(progress_key(rt, job.job_id))
+    return int(raw) if raw else None
 
 
 def update_progress(rt: Runtime, job_id: str, text: str) -> None:
@@ -146,17 +157,18 @@ def update_progress(rt: Runtime, job_id: str, text: str) -> None:
     telegram = next((n for n in rt.notifiers if isinstance(n, TelegramNotifier)), None)
     if job is None or job.status.terminal or not job.progress_messages or telegram is None:
         return
-    notice = notice_for(rt, job, "delayed")
-    if notice.chat_id is None:
+    chat_id, _ = chat_for(rt, job)
+    if chat_id is None:
         return
-    if notice.progress_message_id is not None:
-        telegram.edit(notice.chat_id, notice.progress_message_id, text)
+    existing = progress_message_id(rt, job)
+    if existing is not None:
+        telegram.edit(chat_id, existing, text)
         return
     owner = rt.store.begin_stage(job_id, "progress", stage_lease(rt))
     if owner is None:
         return  # another worker is sending the first one
     try:
-        message_id = telegram.start_progress(notice.chat_id, text)
+        message_id = telegram.start_progress(chat_id, text)
     except BaseException:
         rt.store.abandon_stage(job_id, "progress", owner)
         raise
