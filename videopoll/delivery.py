@@ -71,8 +71,9 @@ def store_output(rt: Runtime, job_id: str) -> StoreOutcome:
                 raise DeliveryError("no output URL to download", permanent=True,
                                     code="output_missing")
             s = rt.settings
+            headers = rt.provider(job.family).download_headers(job.output_url)
             chunks = stream(job.output_url, s.max_download_bytes, s.download_timeout_seconds,
-                            s.allow_private_urls)
+                            s.allow_private_urls, headers)
             stored = rt.storage.put_stream(key, _renewing(rt, job_id, owner, chunks),
                                            object_metadata(job))
     except BaseException:

@@ -223,25 +223,35 @@ def safe_session(allow_private: bool) -> requests.Session:
     return session
 
 
-def stream(url: str, max_bytes: int, timeout: float, allow_private: bool) -> Iterator[bytes]:
+def stream(url: str, max_bytes: int, timeout: float, allow_private: bool,
+           headers: dict[str, str] | None = None) -> Iterator[bytes]:
     """Yield the body of ``url`` in chunks; abort past ``max_bytes`` or ``timeout`` seconds.
 
+    ``headers`` (a provider's key, where its output download needs one) go to ``url``'s own
+    origin only: a redirect to another host (a CDN, a signed storage link) gets none of them.
     Network faults and the time cap raise a retryable ``DeliveryError``; unsafe URLs, 4xx
     answers and oversize bodies raise a permanent one, and 404/410 say the output is gone.
     """
     deadline = _Deadline(timeout)
     try:
         with safe_session(allow_private) as http:
-            yield from _follow(http, url, max_bytes, deadline, allow_private)
+            yield from _follow(http, url, max_bytes, deadline, allow_private, headers or {})
     finally:
         deadline.cancel()
 
 
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlparse(url)
+    return parts.scheme, parts.hostname, parts.port
+
+
 def _follow(http: requests.Session, url: str, max_bytes: int, deadline: _Deadline,
-            allow_private: bool) -> Iterator[bytes]:
+            allow_private: bool, headers: dict[str, str]) -> Iterator[bytes]:
+    origin = _origin(url)
     for _ in range(MAX_REDIRECTS + 1):
         check_url(url, allow_private)
-        with _get(http, url, deadline) as resp:
+        sent = headers if _origin(url) == origin else {}
+        with _get(http, url, deadline, sent) as resp:
             if 300 <= resp.status_code < 400:
                 if not resp.headers.get("Location"):
                     raise DeliveryError(f"HTTP {resp.status_code} without a Location",
@@ -257,13 +267,14 @@ def _follow(http: requests.Session, url: str, max_bytes: int, deadline: _Deadlin
     raise DeliveryError(f"more than {MAX_REDIRECTS} redirects", permanent=True)
 
 
-def _get(http: requests.Session, url: str, deadline: _Deadline) -> requests.Response:
+def _get(http: requests.Session, url: str, deadline: _Deadline,
+         headers: dict[str, str]) -> requests.Response:
     if deadline.expired:
         raise deadline.error()
     left = deadline.remaining()
     try:
         with deadline.watching():
-            return http.get(url, stream=True, allow_redirects=False,
+            return http.get(url, stream=True, allow_redirects=False, headers=headers,
                             timeout=(min(left, 10.0), min(left, MAX_READ_TIMEOUT)))
     except DeliveryError:
         raise

@@ -14,6 +14,8 @@ fencing token it was scheduled for (invariant 2), the countdown varies per attem
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -29,8 +31,7 @@ from videopoll.errors import (
     TransientError,
 )
 from videopoll.models import ErrorCode, JobRecord, JobStatus, PollResult, PollState
-from videopoll.normalizers import normalize
-from videopoll.providers import get_model
+from videopoll.providers import model_for
 from videopoll.redact import redact
 from videopoll.runtime import Runtime
 
@@ -77,7 +78,8 @@ def _poll(rt: Runtime, job: JobRecord, mine: int) -> Next:
     assert job.provider_task_id is not None
     job_id = job.job_id
     try:
-        result = normalize(rt.provider(job.family).fetch(job.provider_task_id, job.variant))
+        provider = rt.provider(job.family)
+        result = provider.normalize(provider.fetch(job.provider_task_id, job.variant))
     except PermanentError as exc:
         return fail(rt, job_id, _code(exc.code), exc.provider_message, token=mine, polled=True)
     except RateLimitedError as exc:
@@ -108,7 +110,7 @@ def _submit(rt: Runtime, job: JobRecord, mine: int) -> Next:
         return Next("stop", reason="ended or overtaken")
     callback_url = callback_url_for(rt, job.family)
     try:
-        task_id = rt.provider(job.family).submit(get_model(job.model), job.spec,
+        task_id = rt.provider(job.family).submit(model_for(job.family, job.model), job.spec,
                                                  callback_url=callback_url)
     except SubmitOutcomeUnknownError as exc:
         return fail(rt, job.job_id, ErrorCode.SUBMIT_UNCONFIRMED, exc.reason, token=mine)
@@ -220,9 +222,20 @@ def _reschedule(
 def callback_url_for(rt: Runtime, family: str) -> str | None:
     """Where the provider should push, when this service is reachable and the family pushes."""
     base = rt.settings.public_base_url
-    if not base or not rt.provider(family).pushes_callbacks:
+    provider = rt.provider(family)
+    if not base or not provider.pushes_callbacks:
         return None
-    return f"{base.rstrip('/')}/callbacks/{family}"
+    url = f"{base.rstrip('/')}/callbacks/{family}"
+    secret = rt.settings.secret("callback_url_secret")
+    if secret and not provider.signs_callbacks:
+        url += f"?token={callback_url_token(secret, family)}"
+    return url
+
+
+def callback_url_token(secret: str, family: str) -> str:
+    """The token in the callback URL of a family that does not sign its callbacks: only a
+    caller who knows the URL we gave the provider can wake our polls."""
+    return hmac.new(secret.encode(), f"callback:{family}".encode(), hashlib.sha256).hexdigest()
 
 
 def _answered(j: JobRecord) -> None:

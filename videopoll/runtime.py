@@ -35,11 +35,10 @@ class Runtime:
     def provider(self, family: str) -> Provider:
         """One adapter (and HTTP session) per family per process."""
         if family not in self._providers:
-            self._providers[family] = PROVIDERS[family](
-                base_url=self.settings.kie_base_url,
-                api_key=self.settings.secret("kie_api_key"),
+            cls = PROVIDERS[family]
+            self._providers[family] = cls(
+                self.settings.provider_config(cls.config_name, cls.config_class),
                 timeout=self.settings.provider_timeout_seconds,
-                webhook_key=self.settings.secret("kie_webhook_hmac_key"),
                 callback_max_age=self.settings.callback_max_age_seconds,
             )
         return self._providers[family]

@@ -7,10 +7,13 @@ result down; nothing else reads ``os.environ``.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from videopoll.providers.base import ProviderConfig
 
 
 class Settings(BaseSettings):
@@ -46,17 +49,21 @@ class Settings(BaseSettings):
     delivery_budget_seconds: float = Field(default=3600.0, gt=0)
     result_retention_seconds: int = Field(default=7 * 86400, ge=60)
 
-    kie_api_key: SecretStr | None = None
-    kie_base_url: str = "https://api.kie.ai"
+    # Each provider family reads its own <PREFIX>_BASE_URL, <PREFIX>_API_KEY, … (KIE_API_KEY,
+    # OPENAI_API_KEY, …) through its ``config_class``; these override them by config name,
+    # e.g. ``providers={"kie": {"base_url": …}}`` (tests, the demo).
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     provider_timeout_seconds: float = Field(default=15.0, gt=0)
     public_base_url: str | None = None
     # Push callbacks (providers.md §1.4-1.5): with PUBLIC_BASE_URL set, submissions ask the
     # provider to call /callbacks/<family>; the callback wakes the poller at once, and polling
-    # relaxes to this safety-net schedule. KIE signs callbacks when a key is configured.
+    # relaxes to this safety-net schedule. Providers that sign callbacks are verified with
+    # their own key (KIE_WEBHOOK_HMAC_KEY, REPLICATE_WEBHOOK_SECRET, …); for those that do not,
+    # CALLBACK_URL_SECRET puts a token in the callback URL that the callback must bring back.
     callback_poll_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [30.0, 60.0, 120.0])
-    kie_webhook_hmac_key: SecretStr | None = None
     callback_max_age_seconds: float = Field(default=300.0, gt=0)
+    callback_url_secret: SecretStr | None = None
 
     storage_url: str = "file://./var/videos"
     s3_endpoint_url: str | None = None
@@ -137,6 +144,10 @@ class Settings(BaseSettings):
         if schedule:
             return schedule[min(attempt - 1, len(schedule) - 1)]
         return self.poll_interval_seconds
+
+    def provider_config(self, name: str, cls: type[ProviderConfig]) -> ProviderConfig:
+        """One family's settings: ``<NAME>_*`` from the environment under ``providers[name]``."""
+        return cls(_env_prefix=f"{name.upper()}_", **self.providers.get(name, {}))
 
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)

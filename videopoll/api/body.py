@@ -143,6 +143,19 @@ def _read(max_bytes: int) -> bytes:
     return b"".join(parts)
 
 
+def raw_json(max_bytes: int) -> tuple[bytes, Any]:
+    """The raw body (a provider's signature covers its bytes) and its JSON, ``None`` if it is
+    not JSON: the provider's adapter decides what an unreadable callback means."""
+    raw = _read(max_bytes)
+    try:
+        text = raw.decode("utf-8")
+        if _depth(text) > MAX_DEPTH:
+            return raw, None
+        return raw, json.loads(text, parse_constant=_constant)
+    except (ValueError, RecursionError):
+        return raw, None
+
+
 def json_object(max_bytes: int) -> dict[str, Any]:
     """The body as a JSON object, or an ``ApiError`` that says what is wrong with it."""
     if not request.is_json:

@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
 from videopoll import buttons, providers, transitions
-from videopoll.api.body import json_object
+from videopoll.api.body import json_object, raw_json
 from videopoll.api.caller import Idempotency, check_caller
 from videopoll.api.errors import ApiError, store_unavailable, validation_details
 from videopoll.download import check_url
@@ -26,6 +26,8 @@ from videopoll.models import (
     JobStatus,
     PollVideoRequest,
 )
+from videopoll.polling import callback_url_token
+from videopoll.providers.base import CallbackRequest
 from videopoll.runtime import Runtime
 from videopoll.storage import FileStorage
 from videopoll.submission import generate_job_record, poll_job_record
@@ -36,6 +38,7 @@ SWEEP_STALE_INTERVALS = 4
 SWEEP_STALE_MIN_SECONDS = 30.0
 # Publishing is a hint (the sweeper enqueues a stored job anyway): one quick retry for a pooled
 # connection that went stale, never a wait that holds the caller.
+CALLBACK_MAX_BYTES = 1024 * 1024  # a Replicate prediction carries its logs
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 
 
@@ -192,11 +195,13 @@ def cancel_job(job_id: str) -> ResponseReturnValue:
 def list_models() -> ResponseReturnValue:
     """The model names a request may use, each with the options it accepts."""
     return jsonify({"models": [
-        {"model": m.name, "family": m.family, "durations": list(m.durations),
-         "aspectRatios": list(m.aspect_ratios), "maxImages": m.max_images,
-         "defaultDuration": m.default_duration}
-        for m in (providers.get_model(name) for name in providers.supported_models())
-    ]})
+        {"model": name, "id": m.qualified, "family": m.family, "providerModel": m.remote_id,
+         "durations": list(m.durations), "aspectRatios": list(m.aspect_ratios),
+         "maxImages": m.max_images, "defaultDuration": m.default_duration,
+         "pushCallbacks": providers.PROVIDERS[m.family].pushes_callbacks,
+         "cancel": providers.PROVIDERS[m.family].can_cancel}
+        for name, m in ((n, providers.get_model(n)) for n in providers.supported_models())
+    ], "families": sorted(providers.PROVIDERS)})
 
 
 @bp.post("/callbacks/<family>")
@@ -206,19 +211,38 @@ def provider_callback(family: str) -> ResponseReturnValue:
     rt = runtime()
     if family not in providers.PROVIDERS:
         raise ApiError(404, "not_found", f"no provider family {family!r}")
-    body = json_object(rt.settings.max_body_bytes)
+    provider = rt.provider(family)
+    _check_callback_token(rt, family, provider.signs_callbacks)
+    raw, body = raw_json(max(rt.settings.max_body_bytes, CALLBACK_MAX_BYTES))
+    req = CallbackRequest(raw=raw, body=body,
+                          headers={k.lower(): v for k, v in request.headers.items()},
+                          query=request.args.to_dict(), now=time.time())
     try:
-        task_id = rt.provider(family).callback_task_id(body, dict(request.headers), time.time())
+        outcome = provider.callback(req)
     except CallbackRejected as exc:
         raise ApiError(exc.status, "callback_rejected", exc.reason) from exc
-    job_id = rt.store.job_for_task(family, task_id)
+    if outcome.task_id is None:
+        return jsonify(outcome.reply or {"status": "ignored"}), 200
+    job_id = rt.store.job_for_task(family, outcome.task_id)
     job = rt.store.get(job_id) if job_id else None
+    reply = outcome.reply or {}
     if job is None or job.status not in POLLABLE_STATUSES or job.provider_task_id is None:
-        return jsonify({"status": "ignored"}), 200  # unknown, or no longer polled: nothing to do
+        # unknown, or no longer polled: nothing to do
+        return jsonify({**reply, "status": "ignored"}), 200
     # the job's current token: whichever of this and the scheduled poll runs first wins the
     # fence, and the other is dropped without a provider call
     _publish_poll(job, 0.0)
-    return jsonify({"status": "accepted"}), 200
+    return jsonify({**reply, "status": "accepted"}), 200
+
+
+def _check_callback_token(rt: Runtime, family: str, signed: bool) -> None:
+    """A family that does not sign its callbacks must bring back the URL token we gave it."""
+    secret = rt.settings.secret("callback_url_secret")
+    if signed or not secret:
+        return
+    given = request.args.get("token", "")
+    if not hmac.compare_digest(given.encode(), callback_url_token(secret, family).encode()):
+        raise ApiError(401, "callback_rejected", "missing or wrong callback URL token")
 
 
 @bp.post("/telegram/webhook")

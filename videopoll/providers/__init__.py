@@ -1,61 +1,62 @@
-"""The one registry of provider families and public model names.
+"""The one registry of provider families, and the model names users type.
 
-To add a provider: write ``providers/<family>.py`` with a ``Provider`` subclass, add one line
-to ``PROVIDERS`` and its models to ``MODELS``, and record its payloads under
-``tests/fixtures/`` so the normalizer and adapter tests cover it.
+Each family is one module or package under ``providers/`` that owns its API (see
+``base.Provider``) and declares its models. ``PROVIDERS`` is the literal list of families;
+everything else here is derived from it. Adding a family is its package and one line below.
+
+A model answers to its bare name (``veo3``, ``kling-2.6``) and always to ``family:name``
+(``kie_market:kling-2.6``). Where two families serve a model of the same name, one holds the
+bare name (the other declares ``alias=False``), so a name never means two things.
 """
 
 from __future__ import annotations
 
 from videopoll.providers.base import ModelInfo, Provider
-from videopoll.providers.kie_market import KieMarketProvider
-from videopoll.providers.kie_veo import KieVeoProvider
+from videopoll.providers.kie import KieMarketProvider, KieRunwayProvider, KieVeoProvider
 
-__all__ = ["MODELS", "PROVIDERS", "ModelInfo", "Provider", "get_model", "supported_models",
+__all__ = ["MODELS", "PROVIDERS", "ModelInfo", "Provider", "get_model", "model_for", "supported_models",
            "validate_options"]
 
 PROVIDERS: dict[str, type[Provider]] = {
     "kie_veo": KieVeoProvider,
     "kie_market": KieMarketProvider,
+    "kie_runway": KieRunwayProvider,
 }
 
-def _veo(name: str) -> ModelInfo:
-    return ModelInfo(name=name, family="kie_veo", durations=(8,), aspect_ratios=("16:9", "9:16"),
-                     max_images=2, default_duration=8)
+
+def _index(families: dict[str, type[Provider]]) -> dict[str, ModelInfo]:
+    names: dict[str, ModelInfo] = {}
+    for family, cls in families.items():
+        if cls.family != family:
+            raise RuntimeError(f"PROVIDERS[{family!r}] is {cls.__name__} ({cls.family!r})")
+        for model in cls.models:
+            if model.family != family:
+                raise RuntimeError(f"{model.name} is declared by {family}, not {model.family}")
+            keys = [model.qualified, *([model.name] if model.alias else [])]
+            for key in keys:
+                if key in names:
+                    raise RuntimeError(f"model name {key!r} is claimed twice")
+                names[key] = model
+    return names
 
 
-def _sora(name: str) -> ModelInfo:
-    # Sora 2 on KIE takes n_frames "10" or "15"; our API caps durations at 10 s.
-    return ModelInfo(name=name, family="kie_market", durations=(10,),
-                     aspect_ratios=("16:9", "9:16"), max_images=1, default_duration=10,
-                     provider_ids={"text": f"{name}-text-to-video",
-                                   "image": f"{name}-image-to-video"})
-
-
-def _seedance(name: str, provider_id: str) -> ModelInfo:
-    # providers.md names Seedance's duration field but not its range; 5 and 10 s are the
-    # values KIE's examples use. Widen when the live docs confirm more.
-    return ModelInfo(name=name, family="kie_market", durations=(5, 10),
-                     aspect_ratios=("16:9", "9:16", "1:1"), max_images=1, default_duration=5,
-                     provider_ids={"text": provider_id})
-
-
-MODELS: dict[str, ModelInfo] = {
-    "veo3": _veo("veo3"),
-    "veo3_fast": _veo("veo3_fast"),
-    "sora-2": _sora("sora-2"),
-    "sora-2-pro": _sora("sora-2-pro"),
-    "seedance-1.5-pro": _seedance("seedance-1.5-pro", "bytedance/seedance-1.5-pro"),
-    "seedance-2": _seedance("seedance-2", "bytedance/seedance-2"),
-}
+MODELS: dict[str, ModelInfo] = _index(PROVIDERS)
 
 
 def get_model(name: str) -> ModelInfo:
-    return MODELS[name]
+    """The model a user's name means (bare or ``family:name``); ``KeyError`` if none."""
+    return MODELS[name.strip()]
+
+
+def model_for(family: str, name: str) -> ModelInfo:
+    """The model a job names: jobs keep the bare name and their family."""
+    return MODELS[f"{family}:{name}"]
 
 
 def supported_models() -> list[str]:
-    return sorted(MODELS)
+    """Every distinct model once, by the name a user would type for it."""
+    seen = {id(m): (m.name if MODELS.get(m.name) is m else m.qualified) for m in MODELS.values()}
+    return sorted(seen.values())
 
 
 def validate_options(

@@ -36,11 +36,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import math
 import re
-import reprlib
-from typing import Any, Literal
+from typing import Any
+
+from pydantic import SecretStr
 
 from videopoll.errors import (
     CallbackRejected,
@@ -51,9 +50,18 @@ from videopoll.errors import (
     TransientError,
     VideopollError,
 )
-from videopoll.models import ID_MAX_CHARS, ErrorCode, ProviderResponse
+from videopoll.models import ErrorCode, ProviderResponse
+from videopoll.providers.base import (
+    CallbackOutcome,
+    CallbackRequest,
+    ProviderConfig,
+    Stage,
+    callback_task,
+    task_id_from,
+)
+from videopoll.providers.fields import as_int, as_text
 
-Stage = Literal["submit", "status"]
+BASE_URL = "https://api.kie.ai"
 
 # Veo and Market draw on one KIE account and one API key, so they share rate-limit buckets
 # (providers.md §1.9: limits are "applied per account").
@@ -67,15 +75,10 @@ _MODERATION = re.compile(
 _ASSET = re.compile(r"fetch the image|media file is unavailable|image.*(not|un)available",
                     re.IGNORECASE)
 _TIMEOUT = re.compile(r"time ?out|timed out", re.IGNORECASE)
+_CAPACITY = re.compile(r"limit for concurrent|concurrent generations", re.IGNORECASE)
 _NOT_FOUND = re.compile(r"\brecord(info)? is null|task not found", re.IGNORECASE)
 _EXPIRED = re.compile(r"records within \d+ days", re.IGNORECASE)
 RESULT_BLANK = re.compile(r"record result data (is blank|is empty|not exist)", re.IGNORECASE)
-_INT = re.compile(r"\s*-?\d{1,9}\s*")
-MESSAGE_MAX_CHARS = 1000
-
-_repr = reprlib.Repr()
-_repr.maxstring = 120
-_repr.maxother = 120
 
 
 def is_moderation(text: str) -> bool:
@@ -84,59 +87,6 @@ def is_moderation(text: str) -> bool:
 
 def is_asset_failure(text: str) -> bool:
     return bool(_ASSET.search(text or ""))
-
-
-def as_int(value: Any) -> int | None:
-    """An integer KIE may send as 400, "400" or 400.0; ``None`` for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INT.fullmatch(value):
-        return int(value)
-    return None
-
-
-def as_progress(value: Any) -> int | None:
-    """0 to 100 from an int, a float (Market sends 45.5) or a numeric string, rounded half up."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    if not math.isfinite(number):
-        return None
-    return max(0, min(100, math.floor(number + 0.5)))
-
-
-def as_text(value: Any) -> str:
-    """A provider message as bounded text, whatever type it arrived as."""
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else _repr.repr(value)
-    return text[:MESSAGE_MAX_CHARS]
-
-
-def short_repr(value: Any) -> str:
-    """A bounded, recursion-safe rendering of any JSON value, for logs."""
-    return _repr.repr(value)
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def result_json(value: Any) -> dict[str, Any]:
-    """Market ``resultJson``: documented as a JSON string, also seen as the object itself."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
-            return {}
-    return as_dict(value)
 
 
 def envelope(body: Any) -> tuple[int | None, str, Any]:
@@ -161,6 +111,8 @@ def classify_failure(code: int | None, message: str) -> ErrorCode:
         return ErrorCode.MODERATION_REJECTED
     if is_asset_failure(message):
         return ErrorCode.ASSET_FETCH_FAILED
+    if _CAPACITY.search(message):  # KIE Runway: "Reached the limit for concurrent generations."
+        return ErrorCode.PROVIDER_RATE_LIMITED
     if code == 500 or _TIMEOUT.search(message):
         return ErrorCode.PROVIDER_TIMEOUT
     if code in (400, 422):
@@ -219,51 +171,48 @@ def raise_for_submit(resp: ProviderResponse) -> str:
         raise SubmitOutcomeUnknownError("submit answer is not a KIE envelope", resp.text_sample)
     if code != 200:
         raise error_for(code, message, "submit", resp.retry_after, resp.text_sample)
-    task_id = as_dict(data).get("taskId")
-    if isinstance(task_id, int) and not isinstance(task_id, bool):
-        task_id = str(task_id)
-    if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > ID_MAX_CHARS:
-        # Accepted (code 200) but with no usable id: a task may exist that we cannot poll.
-        raise SubmitOutcomeUnknownError("submit accepted without a usable taskId",
-                                        resp.text_sample)
-    return task_id.strip()
+    # Accepted (code 200) but with no usable id: a task may exist that we cannot poll.
+    return task_id_from(data.get("taskId") if isinstance(data, dict) else None,
+                        resp.text_sample)
 
 
-def callback_task_id(body: Any, headers: dict[str, str], key: str | None, now: float,
-                     max_age: float) -> str:
+class KieConfig(ProviderConfig):
+    """KIE_BASE_URL, KIE_API_KEY and KIE_WEBHOOK_HMAC_KEY (the account's ``webhookHmacKey``)."""
+
+    base_url: str = BASE_URL
+    webhook_hmac_key: SecretStr | None = None
+
+
+def verify_callback(req: CallbackRequest, key: str | None, max_age: float) -> CallbackOutcome:
     """The task a KIE callback is about, verified when a webhook HMAC key is configured.
 
     KIE signs ``taskId + "." + timestamp`` (not the body) with the account's key, as
     ``X-Webhook-Signature: base64(HMAC-SHA256)`` beside ``X-Webhook-Timestamp`` (providers.md
     §1.5): a valid signature proves only which task to look at, so the body is never trusted
-    and the status endpoint decides. Veo and Market use ``taskId``; the 4K callback uses
-    snake_case ``task_id``.
+    and the status endpoint decides. Veo, Market and Runway use ``taskId``; the 4K and Runway
+    callbacks use snake_case ``task_id``.
     """
-    data = body.get("data") if isinstance(body, dict) else None
-    task = data.get("taskId") or data.get("task_id") if isinstance(data, dict) else None
-    if not isinstance(task, str) or not task.strip() or len(task) > 200:
-        raise CallbackRejected(400, "the callback names no taskId")
+    data = req.body.get("data") if isinstance(req.body, dict) else None
+    task = callback_task((data.get("taskId") or data.get("task_id"))
+                         if isinstance(data, dict) else None)
     if key is None:
-        return task
-    lower = {k.lower(): v for k, v in headers.items()}
-    stamp, signature = lower.get("x-webhook-timestamp"), lower.get("x-webhook-signature")
+        return CallbackOutcome(task_id=task)
+    stamp, signature = req.header("x-webhook-timestamp"), req.header("x-webhook-signature")
     if not stamp or not signature:
         raise CallbackRejected(401, "missing X-Webhook-Timestamp or X-Webhook-Signature")
     try:
         sent_at = float(stamp)
     except ValueError:
         raise CallbackRejected(401, "X-Webhook-Timestamp is not a number") from None
-    if abs(now - sent_at) > max_age:
+    if not abs(req.now - sent_at) <= max_age:
         raise CallbackRejected(401, "the callback's timestamp is too old (or in the future)")
-    expected = base64.b64encode(
-        hmac.new(key.encode(), f"{task}.{stamp}".encode(), hashlib.sha256).digest()).decode()
-    if not hmac.compare_digest(expected, signature.strip()):
+    if not hmac.compare_digest(sign_callback(key, task, stamp), signature.strip()):
         raise CallbackRejected(401, "bad X-Webhook-Signature")
-    return task
+    return CallbackOutcome(task_id=task)
 
 
 def sign_callback(key: str, task_id: str, timestamp: str) -> str:
-    """KIE's signature, for the fake provider that plays KIE's callbacks."""
+    """KIE's signature (the fake provider signs with it too)."""
     return base64.b64encode(
         hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
     ).decode()
