@@ -17,9 +17,16 @@ from videopoll.media import MediaInfo
 
 PROMPT_MAX_CHARS = 4000
 ID_MAX_CHARS = 200
-# What providers issue as task ids (``veo_task_abc``, ``task_sora-2-pro_1765…``): nothing that
-# could be a path, a control character or a key separator trick.
-TASK_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,200}$"
+# What providers issue as task ids (``veo_task_abc``, ``task_sora-2-pro_1765…``, Google's
+# ``models/veo-3.1-generate-preview/operations/abc``): no control character, no space, no
+# ``..`` segment and no leading slash (adapters quote ids that sit in one path segment).
+TASK_ID_PATTERN = r"^[A-Za-z0-9._:-][A-Za-z0-9._:/-]{0,199}$"
+
+
+def _no_dot_segments(value: str) -> str:
+    if ".." in value.split("/"):
+        raise ValueError("must not contain a '..' path segment")
+    return value
 CHAT_ID_MAX_CHARS = 64
 # The job record is read back on every poll and by every GET: metadata stays small and shallow
 # enough that any JSON parser (ours has a recursion limit) reads it back.
@@ -169,13 +176,14 @@ class PollVideoRequest(_Caller):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    task_id: str = Field(alias="taskId", pattern=TASK_ID_PATTERN)
+    task_id: Annotated[str, AfterValidator(_no_dot_segments)] = Field(
+        alias="taskId", pattern=TASK_ID_PATTERN)
     model: str = Field(min_length=1, max_length=100)
     # strict: ``true`` is not attempt 1, and ``"2"`` is not a number n8n sends
     attempt: int = Field(default=1, ge=1, le=10_000, strict=True)
 
 
-AspectRatio = Literal["16:9", "9:16", "1:1"]
+AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "21:9"]
 
 
 class GenerateRequest(_Caller):
@@ -186,7 +194,7 @@ class GenerateRequest(_Caller):
     model: str = Field(min_length=1, max_length=100)
     prompt: NonBlank = Field(min_length=1, max_length=PROMPT_MAX_CHARS)
     aspect_ratio: AspectRatio = Field(default="16:9", alias="aspectRatio")
-    duration_seconds: int | None = Field(default=None, ge=1, le=10, alias="durationSeconds",
+    duration_seconds: int | None = Field(default=None, ge=1, le=60, alias="durationSeconds",
                                          strict=True)
     image_urls: list[HttpUrl] = Field(default_factory=list, alias="imageUrls", max_length=3)
 

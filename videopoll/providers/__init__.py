@@ -14,8 +14,8 @@ from __future__ import annotations
 from videopoll.providers.base import ModelInfo, Provider
 from videopoll.providers.kie import KieMarketProvider, KieRunwayProvider, KieVeoProvider
 
-__all__ = ["MODELS", "PROVIDERS", "ModelInfo", "Provider", "get_model", "model_for", "supported_models",
-           "validate_options"]
+__all__ = ["MODELS", "PROVIDERS", "ModelInfo", "Provider", "get_model", "model_for",
+           "supported_models", "validate_options"]
 
 PROVIDERS: dict[str, type[Provider]] = {
     "kie_veo": KieVeoProvider,
@@ -72,4 +72,7 @@ def validate_options(
         problems.append(("durationSeconds", f"{model.name} supports {allowed} seconds"))
     if image_count > model.max_images:
         problems.append(("imageUrls", f"{model.name} takes at most {model.max_images} images"))
+    if image_count < model.min_images:
+        problems.append(("imageUrls", f"{model.name} needs at least {model.min_images} image"
+                                      f"{'s' if model.min_images > 1 else ''}"))
     return problems

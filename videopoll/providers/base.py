@@ -67,6 +67,7 @@ class ModelInfo:
     provider_ids: dict[str, str] = field(default_factory=dict)
     provider_model: str = ""
     alias: bool = True
+    min_images: int = 0  # image-to-video only models (Runway gen4_turbo) need one
 
     @property
     def qualified(self) -> str:
