@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-fast lint bench redis-binary media-tools clean
+.PHONY: run test test-fast lint bench redis-binary media-tools browser n8n-e2e clean
 
 $(STAMP): setup.cfg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,16 @@ media-tools:
 	@command -v ffprobe >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; } \
 	  || echo "ffmpeg could not be installed: the MP4 reader will be used"
 
+# The status page's test renders it in headless Chromium (it skips, saying so, without one).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || echo "chromium could not be installed: the status page's browser test will skip"
+
 # `make run` uses REDIS_URL, and starts (then stops) a local Redis when none answers there.
 run: $(STAMP) redis-binary media-tools
 	REDIS_URL=$(REDIS_URL) scripts/with-redis "$(REDIS_URL)" $(BIN)/videopoll run-demo
 
-test: $(STAMP) redis-binary media-tools
+test: $(STAMP) redis-binary media-tools browser
 	$(BIN)/pytest
 
 test-fast: $(STAMP) redis-binary media-tools
@@ -38,6 +43,16 @@ lint: $(STAMP)
 
 bench: $(STAMP) redis-binary
 	$(BIN)/python -m videopoll.bench
+
+# examples/n8n against a real n8n (about 2 GB under var/n8n; not part of `make test` or CI).
+N8N := var/n8n/node_modules/.bin/n8n
+$(N8N): examples/n8n/package.json
+	mkdir -p var/n8n && cp examples/n8n/package.json var/n8n/package.json
+	cd var/n8n && npm install --no-audit --no-fund --loglevel=error
+	touch $(N8N)
+
+n8n-e2e: $(STAMP) redis-binary $(N8N)
+	$(BIN)/python examples/n8n/e2e.py --n8n $(N8N)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

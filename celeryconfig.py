@@ -27,10 +27,19 @@ _longest_countdown = max(
 )
 _visibility_timeout = int(_longest_countdown * 2)
 # Set in all three places Celery reads it (celery/celery#7651: the transport options of the
-# broker and of the result backend, and the top-level setting).
-broker_transport_options = {"visibility_timeout": _visibility_timeout}
-result_backend_transport_options = {"visibility_timeout": _visibility_timeout}
-visibility_timeout = _visibility_timeout
+# broker and of the result backend, and the top-level setting). Only for a Redis broker: kombu
+# hands py-amqp's Connection every transport option as a keyword, and RabbitMQ has no
+# visibility timeout. Its counterpart there is the server's consumer_timeout (30 min by
+# default): a countdown held unacked longer than that gets the worker's channel closed and
+# every message it holds redelivered (fenced, so nothing runs twice, but all of them churn).
+# Our longest countdown is a provider's Retry-After (capped at 3600 s), so production
+# RabbitMQ needs consumer_timeout >= 2 x that (README "Choosing a broker").
+_redis_broker = broker_url.split("://", 1)[0] in ("redis", "rediss", "redis+socket", "sentinel")
+broker_transport_options: dict[str, object] = (
+    {"visibility_timeout": _visibility_timeout} if _redis_broker else {})
+result_backend_transport_options = dict(broker_transport_options)
+if _redis_broker:
+    visibility_timeout = _visibility_timeout
 broker_connection_retry_on_startup = True
 
 task_serializer = "json"

@@ -124,11 +124,16 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         poll_lease_seconds=2,
         storage_url=(tmp_path / "videos").as_uri(),
         allow_private_urls=True,
-        kie_base_url="http://127.0.0.1:9",
-        kie_api_key="test-key",
+        providers={"kie": {"base_url": "http://127.0.0.1:9", "api_key": "test-key"}},
         rate_limit_per_second=1000,
         rate_limit_burst=1000,
     )
+
+
+def with_kie(settings: Settings, **fields: object) -> Settings:
+    """``settings`` with KIE's provider settings changed (``base_url``, ``webhook_hmac_key``…)."""
+    providers = {**settings.providers, "kie": {**settings.providers.get("kie", {}), **fields}}
+    return settings.model_copy(update={"providers": providers})
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def fields(resp: TestResponse) -> dict[str, str]:
         ("/jobs", {**GOOD_GEN, "prompt": "  "}, "prompt", "blank"),
         ("/jobs", {**GOOD_GEN, "prompt": "x" * 4001}, "prompt", "4000"),
         ("/jobs", {**GOOD_GEN, "aspectRatio": "4:3"}, "aspectRatio", "16:9"),
-        ("/jobs", {**GOOD_GEN, "durationSeconds": 11}, "durationSeconds", "less than"),
+        ("/jobs", {**GOOD_GEN, "durationSeconds": 61}, "durationSeconds", "less than"),
         ("/jobs", {**GOOD_GEN, "durationSeconds": 5}, "durationSeconds", "8"),
         ("/jobs", {**GOOD_GEN, "aspectRatio": "1:1"}, "aspectRatio", ""),
         ("/jobs", {**GOOD_GEN, "model": "nope"}, "model", "veo3"),
@@ -76,7 +76,8 @@ def fields(resp: TestResponse) -> dict[str, str]:
         ("/webhook/poll-video", {**GOOD_POLL, "chatId": True}, "chatId", ""),
         # taskId: only the characters providers issue, so no NUL, slash or space
         ("/webhook/poll-video", {**GOOD_POLL, "taskId": "veo\x00abc"}, "taskId", "A-Za-z0-9"),
-        ("/webhook/poll-video", {**GOOD_POLL, "taskId": "../../etc"}, "taskId", "A-Za-z0-9"),
+        ("/webhook/poll-video", {**GOOD_POLL, "taskId": "../../etc"}, "taskId", "'..'"),
+        ("/webhook/poll-video", {**GOOD_POLL, "taskId": "ops/../../etc"}, "taskId", "'..'"),
         ("/webhook/poll-video", {**GOOD_POLL, "taskId": "a b"}, "taskId", "A-Za-z0-9"),
         # metadata is kept on the record and read back on every poll: bounded
         ("/webhook/poll-video", {**GOOD_POLL, "metadata": {"x": "y" * 9000}}, "metadata",
@@ -306,6 +307,9 @@ def test_with_a_token_the_key_belongs_to_the_token_holder(settings: Settings) ->
 def test_models_lists_every_model_with_its_limits(client: FlaskClient) -> None:
     models = {m["model"]: m for m in client.get("/models").get_json()["models"]}
     assert {"veo3", "veo3_fast", "sora-2", "seedance-1.5-pro"} <= set(models)
-    assert models["veo3"] == {"model": "veo3", "family": "kie_veo", "durations": [8],
+    assert models["veo3"] == {"model": "veo3", "id": "kie_veo:veo3", "family": "kie_veo",
+                              "providerModel": "veo3", "durations": [8],
                               "aspectRatios": ["16:9", "9:16"], "maxImages": 2,
-                              "defaultDuration": 8}
+                              "defaultDuration": 8, "pushCallbacks": True, "cancel": False}
+    # a model two families serve is listed once per family, by the name that reaches it
+    assert models["kie_market:kling-2.6"]["family"] == "kie_market"

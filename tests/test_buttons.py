@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from pydantic import SecretStr
 
+from tests.conftest import with_kie
 from tests.test_polling import drive_from
 from tests.test_store import make_job
 from videopoll.api import create_app
@@ -22,8 +23,8 @@ SECRET = "tg-webhook-secret"
 
 @pytest.fixture
 def brt(settings: Settings, fake: FakeProvider) -> Runtime:
-    return build_runtime(settings.model_copy(update={
-        "telegram_webhook_secret": SecretStr(SECRET), "kie_base_url": fake.base_url}))
+    return build_runtime(with_kie(settings, base_url=fake.base_url).model_copy(update={
+        "telegram_webhook_secret": SecretStr(SECRET)}))
 
 
 @pytest.fixture

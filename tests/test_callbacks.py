@@ -7,12 +7,13 @@ import time
 import pytest
 import redis
 from flask.testing import FlaskClient
-from pydantic import SecretStr
 
+from tests.conftest import with_kie
 from tests.test_store import make_job
 from videopoll.api import create_app
 from videopoll.errors import CallbackRejected
-from videopoll.providers.kie_common import callback_task_id, sign_callback
+from videopoll.providers.base import CallbackRequest
+from videopoll.providers.kie.common import sign_callback, verify_callback
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
 
@@ -28,6 +29,13 @@ def signed(task: str, at: float = NOW, key: str = KEY) -> dict[str, str]:
 def body(task: str, snake: bool = False) -> dict[str, object]:
     data = {"task_id" if snake else "taskId": task, "info": {"resultUrls": ["https://x/v.mp4"]}}
     return {"code": 200, "msg": "ok", "data": data}
+
+
+def callback_task_id(payload: object, headers: dict[str, str], key: str | None, now: float,
+                     max_age: float) -> str | None:
+    req = CallbackRequest(raw=b"", body=payload,
+                          headers={k.lower(): v for k, v in headers.items()}, now=now)
+    return verify_callback(req, key, max_age).task_id
 
 
 def test_a_signed_callback_names_its_task() -> None:
@@ -57,8 +65,7 @@ def test_without_a_key_callbacks_are_taken_unsigned_and_a_body_must_name_a_task(
 
 @pytest.fixture
 def crt(settings: Settings) -> Runtime:
-    return build_runtime(settings.model_copy(update={
-        "kie_webhook_hmac_key": SecretStr(KEY)}))
+    return build_runtime(with_kie(settings, webhook_hmac_key=KEY))
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from tests.conftest import with_kie
 from videopoll import transitions
 from videopoll.errors import (
     RateLimitedError,
@@ -26,7 +27,8 @@ from videopoll.models import (
 )
 from videopoll.polling import advance
 from videopoll.providers import ModelInfo, get_model
-from videopoll.providers.kie_veo import KieVeoProvider
+from videopoll.providers.kie.common import KieConfig
+from videopoll.providers.kie.veo import KieVeoProvider
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
 from videopoll.submission import generate_job_record, poll_job_record
@@ -35,7 +37,7 @@ from videopoll.sweeper import sweep
 
 @pytest.fixture
 def prt(settings: Settings, fake: FakeProvider) -> Runtime:
-    return build_runtime(settings.model_copy(update={"kie_base_url": fake.base_url}))
+    return build_runtime(with_kie(settings, base_url=fake.base_url))
 
 
 def submit(rt: Runtime, scenario: str, attempt: int = 1) -> tuple[str, str]:
@@ -115,8 +117,8 @@ def test_canceled_job_is_not_polled(prt: Runtime, fake: FakeProvider) -> None:
 def test_rate_limited_locally_reschedules_without_a_call(
     settings: Settings, fake: FakeProvider
 ) -> None:
-    tight = build_runtime(settings.model_copy(update={
-        "kie_base_url": fake.base_url, "rate_limit_per_second": 0.5, "rate_limit_burst": 1}))
+    tight = build_runtime(with_kie(settings, base_url=fake.base_url).model_copy(update={
+        "rate_limit_per_second": 0.5, "rate_limit_burst": 1}))
     job_a, _ = submit(tight, "veo_never")
     job_b, task_b = submit(tight, "veo_never")
     assert advance(tight, job_a, 1).action == "poll"
@@ -137,7 +139,7 @@ def test_unreachable_provider_is_transient(settings: Settings) -> None:
 
 
 def replace_url(settings: Settings, url: str) -> Settings:
-    return settings.model_copy(update={"kie_base_url": url})
+    return with_kie(settings, base_url=url)
 
 
 
@@ -166,7 +168,7 @@ class Scripted(KieVeoProvider):
 
     def __init__(self, submits: list[object] | None = None,
                  polls: list[object] | None = None) -> None:
-        super().__init__("http://127.0.0.1:9", None)
+        super().__init__(KieConfig(base_url="http://127.0.0.1:9"))
         self.submits = list(submits or [])
         self.polls = list(polls or [])
         self.submit_calls = 0

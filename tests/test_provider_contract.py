@@ -16,6 +16,7 @@ import pytest
 from flask.testing import FlaskClient
 from pydantic import SecretStr
 
+from tests.test_kie_adapters import _closed_port, _Silent, silent  # noqa: F401 - a fixture
 from tests.test_store import make_job
 from videopoll.api import create_app
 from videopoll.download import stream
@@ -207,6 +208,50 @@ def test_an_unknown_task_is_task_not_found(crt: Runtime, family: str) -> None:
     task_id = submit(provider, family, "notfound1")
     with pytest.raises(TaskNotFoundError):
         poll(provider, task_id)
+
+
+def rebased(crt: Runtime, family: str, base_url: str) -> Provider:
+    """The family's adapter, configured as in ``crt`` but sending to ``base_url``."""
+    cls = PROVIDERS[family]
+    config = crt.settings.provider_config(cls.config_name, cls.config_class)
+    return cls(config.model_copy(update={"base_url": base_url}), timeout=0.5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_refused_connection_proves_the_submit_was_not_sent(crt: Runtime, family: str) -> None:
+    provider = rebased(crt, family, f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(TransientError) as info:
+        submit(provider, family, "ok")
+    assert type(info.value) is TransientError  # provably not sent: safe to send again
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_lost_answer_leaves_the_submit_outcome_unknown(
+    crt: Runtime, family: str, silent: _Silent
+) -> None:
+    provider = rebased(crt, family, silent.url)
+    with pytest.raises(SubmitOutcomeUnknownError):
+        submit(provider, family, "ok")  # it may have been accepted, and billed: never resent
+    assert silent.received and silent.received[0].startswith(b"POST ")  # it did go out
+    # The same fault on a status read is only transient: polling costs nothing.
+    with pytest.raises(TransientError) as info:
+        poll(provider, "task_1")
+    assert type(info.value) is TransientError
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_submit_faults_say_whether_a_task_was_created(
+    crt: Runtime, family: str, fakes: FakeProvider
+) -> None:
+    provider = crt.provider(family)
+    before = fakes.stats()["submits"]
+    with pytest.raises(SubmitOutcomeUnknownError):
+        submit(provider, family, "a fox (lostreply)")  # created, then an error page
+    assert fakes.stats()["submits"] == before + 1
+    with pytest.raises(TransientError) as info:
+        submit(provider, family, "a fox (maintenance)")  # refused before any task exists
+    assert not isinstance(info.value, SubmitOutcomeUnknownError)
+    assert fakes.stats()["submits"] == before + 1
 
 
 @pytest.mark.parametrize("family", [f for f in FAMILIES if PROVIDERS[f].can_cancel])

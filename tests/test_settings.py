@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from videopoll.providers.base import ProviderConfig
+from videopoll.providers.kie.common import KieConfig
 from videopoll.settings import Settings
 
 
@@ -28,6 +30,23 @@ def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, val
 
 def test_secrets_do_not_print(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIE_API_KEY", "kie-very-secret")
+    monkeypatch.setenv("API_TOKEN", "api-very-secret")
     s = Settings()
-    assert "kie-very-secret" not in repr(s)
-    assert s.secret("kie_api_key") == "kie-very-secret"
+    config = s.provider_config("kie", KieConfig)
+    assert "kie-very-secret" not in repr(config) and "api-very-secret" not in repr(s)
+    assert config.secret("api_key") == "kie-very-secret"
+
+
+def test_each_family_reads_its_own_prefix_and_overrides_win(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KIE_BASE_URL", "https://kie.example")
+    monkeypatch.setenv("KIE_WEBHOOK_HMAC_KEY", "hmac")
+    monkeypatch.setenv("ACME_BASE_URL", "https://acme.example")
+    s = Settings()
+    kie = s.provider_config("kie", KieConfig)
+    assert (kie.base_url, kie.secret("webhook_hmac_key")) == ("https://kie.example", "hmac")
+    assert s.provider_config("acme", ProviderConfig).base_url == "https://acme.example"
+    pinned = Settings(providers={"kie": {"base_url": "http://127.0.0.1:9"}})
+    assert pinned.provider_config("kie", KieConfig).base_url == "http://127.0.0.1:9"
+    assert Settings().provider_config("none", KieConfig).base_url == "https://api.kie.ai"

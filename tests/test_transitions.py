@@ -16,7 +16,8 @@ from tests.test_store import make_job
 from videopoll.api import create_app
 from videopoll.models import ErrorCode, JobRecord, JobStatus, ProviderResponse
 from videopoll.polling import advance, fail
-from videopoll.providers.kie_veo import KieVeoProvider
+from videopoll.providers.kie.common import KieConfig
+from videopoll.providers.kie.veo import KieVeoProvider
 from videopoll.runtime import Runtime
 from videopoll.store import JobStore, StoreTimings
 
@@ -112,7 +113,7 @@ class _OvertakenProvider(KieVeoProvider):
     """While this poll waits on the provider, a newer poll finds the video."""
 
     def __init__(self, rt: Runtime) -> None:
-        super().__init__("http://127.0.0.1:9", None)
+        super().__init__(KieConfig(base_url="http://127.0.0.1:9"))
         self.rt = rt
         self.calls = 0
 

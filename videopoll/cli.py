@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.add_argument("--since", type=float, default=None, metavar="HOURS",
                        help="only jobs finished in the last HOURS")
+    stats.add_argument("--plot", default=None, metavar="PNG",
+                       help="also draw time per model and failures by code (needs matplotlib)")
 
     args = parser.parse_args(argv)
     api = args.api.rstrip("/")
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         from videopoll.settings import load_settings
         from videopoll.stats import main as stats_main
 
-        return stats_main(load_settings(), args.json, args.since)
+        return stats_main(load_settings(), args.json, args.since, args.plot)
     if args.command == "submit":
         if args.task_id:
             body: dict[str, Any] = {"sessionId": args.session, "taskId": args.task_id,

@@ -1,6 +1,6 @@
 """``videopoll run-demo``: bring up the Procfile stack on offline defaults and run one job.
 
-The defaults point the KIE adapters at the bundled fake provider, store videos in S3 served by
+The defaults point every provider adapter at the bundled fake provider, store videos in S3 served by
 moto on loopback, send Telegram messages to the bundled fake Bot API, and call back a local
 listener, so the demo needs no API key and no network, and shows all that a real user would
 get: the S3 key, the Telegram message with its buttons, the signed callback.
@@ -23,6 +23,8 @@ from typing import Any
 import requests
 from standardwebhooks import Webhook
 
+from videopoll.fake_provider import fake_env
+
 TERMINAL = {"succeeded", "failed", "canceled"}
 DEMO_BUCKET = "videopoll-demo"
 DEMO_SECRET = "whsec_ZGVtby1zZWNyZXQtZm9yLWNhbGxiYWNrcw=="  # demo only: set your own
@@ -34,7 +36,9 @@ DEMO_CHAT = 424242
 def demo_env(base: dict[str, str]) -> dict[str, str]:
     env = dict(base)
     fake_port = env.setdefault("FAKE_PROVIDER_PORT", "8099")
-    env.setdefault("KIE_BASE_URL", f"http://127.0.0.1:{fake_port}")
+    # every provider family points at the one fake server (KIE_BASE_URL, OPENAI_BASE_URL, …)
+    for key, value in fake_env(f"http://127.0.0.1:{fake_port}").items():
+        env.setdefault(key, value)
     env.setdefault("POLL_INTERVAL_SECONDS", "2")
     env.setdefault("SWEEP_INTERVAL_SECONDS", "5")
     env.setdefault("SWEEP_GRACE_SECONDS", "10")

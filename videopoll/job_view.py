@@ -15,10 +15,13 @@ def iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="milliseconds")
 
 
-def job_view(job: JobRecord, link: str | None, status: JobStatus | None = None) -> dict[str, Any]:
+def job_view(job: JobRecord, link: str | None, status: JobStatus | None = None,
+             view_url: str | None = None) -> dict[str, Any]:
     """``link`` is made by the caller at read time (public, presigned or ``/videos/``): never
-    the storage location itself, which may be a server path or expire."""
+    the storage location itself, which may be a server path or expire. ``view_url`` (the
+    status page's signed link, API answers only) is added when given."""
     status = status or job.status
+    extra = {"viewUrl": view_url} if view_url else {}
     return {
         "jobId": job.job_id,
         "status": status.value,
@@ -35,4 +38,5 @@ def job_view(job: JobRecord, link: str | None, status: JobStatus | None = None) 
         "updatedAt": iso(job.updated_at),
         "metadata": job.metadata,
         "parentJobId": job.parent_job_id,
+        **extra,
     }

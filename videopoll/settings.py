@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     model_prices: dict[str, float] = Field(default_factory=dict)
 
     api_token: SecretStr | None = None
+    # Status pages (GET /jobs/<id>/view) open with a signed, expiring link; the key is
+    # VIEW_SECRET, else API_TOKEN. Without either, pages open on loopback only.
+    view_secret: SecretStr | None = None
+    view_link_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
     # Each Redis call (and broker publish) the API makes gives up after this long, so an outage
     # is a prompt 503 with Retry-After, not a caller left hanging.
     api_redis_timeout_seconds: float = Field(default=1.5, gt=0)

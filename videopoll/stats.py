@@ -143,7 +143,48 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def main(settings: Settings, as_json: bool, since_hours: float | None) -> int:
+def plot(rep: Report, path: str) -> None:
+    """Two charts in one PNG: generation time per model (mean and p95), failures by code.
+
+    Drawn on a bare ``Figure`` (no pyplot, no display): matplotlib is the optional ``plot``
+    extra, imported only here.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    times, failures = fig.subplots(1, 2)
+    timed = [m for m in rep.models if m.mean_seconds is not None]
+    rows = range(len(timed))
+    times.barh([r - 0.2 for r in rows], [m.mean_seconds or 0 for m in timed], height=0.4,
+               label="mean", color="#0969da")
+    times.barh([r + 0.2 for r in rows], [m.p95_seconds or 0 for m in timed], height=0.4,
+               label="p95", color="#9a6700")
+    times.set_yticks(list(rows), [m.model for m in timed])
+    times.set(title="Generation time per model", xlabel="seconds")
+    times.legend(loc="lower right")
+    codes: Counter[str] = Counter()
+    for m in rep.models:
+        codes.update(m.errors)
+    ordered = codes.most_common()
+    failures.barh([code for code, _ in ordered], [n for _, n in ordered], color="#cf222e")
+    failures.set(title="Failures by code", xlabel="jobs")
+    failures.invert_yaxis()  # the commonest on top
+    for ax, empty in ((times, not timed), (failures, not ordered)):
+        if empty:
+            ax.text(0.5, 0.5, "none in this window", ha="center", va="center",
+                    transform=ax.transAxes)
+    fig.savefig(path, dpi=100)
+
+
+def main(settings: Settings, as_json: bool, since_hours: float | None,
+         plot_path: str | None = None) -> int:
+    if plot_path is not None:
+        try:
+            import matplotlib  # noqa: F401 - only to say it is missing before any work
+        except ImportError:
+            print("error: --plot needs matplotlib: pip install 'videopoll[plot]'",
+                  file=sys.stderr)
+            return 2
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
     try:
         rep = report(settings, client, since_hours)
@@ -151,4 +192,11 @@ def main(settings: Settings, as_json: bool, since_hours: float | None) -> int:
         print(f"error: cannot read the job store: {type(exc).__name__}", file=sys.stderr)
         return 2
     print(json.dumps(rep.model_dump(), indent=2) if as_json else render(rep))
+    if plot_path is not None:
+        try:
+            plot(rep, plot_path)
+        except OSError as exc:
+            print(f"error: cannot write {plot_path}: {exc.strerror}", file=sys.stderr)
+            return 2
+        print(f"plot written to {plot_path}", file=sys.stderr)
     return 0

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.brokers import BROKERS, RabbitVhosts, rabbitmq_available
 from tests.e2e.stack import Stack
-from videopoll.fake_provider import FakeProvider
+from videopoll.fake_provider import FakeProvider, provider_env
 from videopoll.local_redis import free_port
 
 FAST = {
@@ -41,6 +42,7 @@ def make_stack(
         workdir = tmp_path_factory.mktemp("stack")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV"))}
         env.update(FAST)
+        env.update(provider_env(fake.provider_settings()))  # every family → the fake
         env.update({
             "REDIS_URL": f"{redis_server}/{db}",
             "KIE_BASE_URL": fake.base_url,
@@ -63,3 +65,32 @@ def make_stack(
 @pytest.fixture(scope="module")
 def stack(make_stack: Callable[..., Stack]) -> Stack:
     return make_stack()
+
+
+@pytest.fixture(scope="module")
+def rabbit() -> Iterator[RabbitVhosts]:
+    """Private vhosts on the machine's RabbitMQ, deleted when the module is done."""
+    if not rabbitmq_available():
+        pytest.skip("RabbitMQ is not running on 127.0.0.1:5672 (rabbitmqctl)")
+    vhosts = RabbitVhosts()
+    yield vhosts
+    vhosts.delete_all()
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def broker_stack(
+    request: pytest.FixtureRequest, make_stack: Callable[..., Stack]
+) -> Iterator[Callable[..., Stack]]:
+    """``make_stack`` on each broker in turn (the job store is Redis either way); the stacks
+    of one broker are stopped before the next broker's start."""
+    started: list[Stack] = []
+
+    def start(**overrides: str) -> Stack:
+        if request.param == "amqp":
+            overrides = {"BROKER_URL": request.getfixturevalue("rabbit").new_url(), **overrides}
+        started.append(make_stack(**overrides))
+        return started[-1]
+
+    yield start
+    for stack in started:
+        stack.stop()

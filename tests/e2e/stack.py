@@ -84,6 +84,15 @@ class Stack:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
+    def kill_workers(self) -> int:
+        """SIGKILL every live worker at once (a host lost); how many there were."""
+        live = [p for n, p in self.procs.items() if n.startswith("worker") and p.poll() is None]
+        for proc in live:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for proc in live:
+            proc.wait()
+        return len(live)
+
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""

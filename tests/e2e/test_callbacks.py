@@ -12,7 +12,7 @@ import requests
 from tests.e2e.stack import Stack
 from videopoll.fake_provider import FakeProvider
 from videopoll.local_redis import free_port
-from videopoll.providers.kie_common import sign_callback
+from videopoll.providers.kie.common import sign_callback
 
 KEY = "e2e-kie-webhook-key"
 

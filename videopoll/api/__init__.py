@@ -6,7 +6,7 @@ import time
 
 from flask import Flask
 
-from videopoll.api import errors, views
+from videopoll.api import errors, view, views
 from videopoll.logs import configure_logging
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings, load_settings
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     _bound_publishing(settings.api_redis_timeout_seconds)
     errors.register(app)
     app.register_blueprint(views.bp)
+    app.register_blueprint(view.bp)  # /jobs/<id>/view: its own auth (signed links)
     return app
 
 

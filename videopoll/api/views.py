@@ -16,6 +16,8 @@ from videopoll import buttons, providers, transitions
 from videopoll.api.body import json_object, raw_json
 from videopoll.api.caller import Idempotency, check_caller
 from videopoll.api.errors import ApiError, store_unavailable, validation_details
+from videopoll.api.view import view_url
+from videopoll.cancellation import wants_remote_cancel
 from videopoll.download import check_url
 from videopoll.errors import CallbackRejected, DeliveryError
 from videopoll.job_view import job_view as public_view
@@ -188,6 +190,13 @@ def cancel_job(job_id: str) -> ResponseReturnValue:
         finish(job_id)
     except Exception:
         log.exception("publish failed; the sweeper will finish it", extra={"job_id": job_id})
+    if wants_remote_cancel(change.job.family, change.job.provider_task_id):
+        try:  # stop the task at the provider too (best effort: the job is canceled already)
+            from videopoll.tasks.poll import cancel_provider_task
+
+            cancel_provider_task.apply_async((job_id,), retry=True, retry_policy=PUBLISH_RETRY)
+        except Exception:
+            log.exception("provider cancel not published", extra={"job_id": job_id})
     return jsonify(job_view(change.job))
 
 
@@ -337,7 +346,7 @@ def job_view(job: JobRecord) -> dict[str, Any]:
     rt = runtime()
     key = job.delivery.storage_key
     link = rt.storage.link_for(key, request.host_url) if key else None
-    view = public_view(job, link)
+    view = public_view(job, link, view_url=view_url(rt.settings, job.job_id, request.host_url))
     if job.status.terminal or job.status is JobStatus.DELIVERING:
         view["notifications"] = rt.store.channel_results(job.job_id)
     return view

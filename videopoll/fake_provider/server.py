@@ -128,6 +128,14 @@ def provider_env(settings: dict[str, dict[str, Any]]) -> dict[str, str]:
     return env
 
 
+def fake_env(server_url: str) -> dict[str, str]:
+    """Environment that points every family at a fake server running at ``server_url`` (in
+    another process: the demo's Procfile line, the e2e stacks)."""
+    state = FakeState(None)
+    return provider_env({f.config_name: f.config(server_url) for f in
+                         (cls(state) for cls in FAKES)})
+
+
 class FakeProvider(BackgroundServer):
     """The fake server running in a background thread (tests, the demo)."""
 
@@ -169,4 +177,4 @@ def main(argv: list[str] | None = None) -> int:
     return serve_until_stopped(server, f"fake video providers on {server.base_url}")
 
 
-__all__ = ["FakeProvider", "Scenario", "main", "provider_env", "start_in_thread"]
+__all__ = ["FakeProvider", "Scenario", "fake_env", "main", "provider_env", "start_in_thread"]

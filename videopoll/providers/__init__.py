@@ -12,15 +12,22 @@ bare name (the other declares ``alias=False``), so a name never means two things
 from __future__ import annotations
 
 from videopoll.providers.base import ModelInfo, Provider
+from videopoll.providers.google import GeminiProvider, VertexProvider
 from videopoll.providers.kie import KieMarketProvider, KieRunwayProvider, KieVeoProvider
+from videopoll.providers.openai import OpenAIProvider
+from videopoll.providers.replicate import ReplicateProvider
 
 __all__ = ["MODELS", "PROVIDERS", "ModelInfo", "Provider", "get_model", "model_for",
            "supported_models", "validate_options"]
 
 PROVIDERS: dict[str, type[Provider]] = {
+    "gemini": GeminiProvider,
+    "vertex": VertexProvider,
     "kie_veo": KieVeoProvider,
     "kie_market": KieMarketProvider,
     "kie_runway": KieRunwayProvider,
+    "openai": OpenAIProvider,
+    "replicate": ReplicateProvider,
 }
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from videopoll import polling, sweeper
+from videopoll import cancellation, polling, sweeper
+from videopoll.errors import TransientError
 from videopoll.celery_app import app
 from videopoll.polling import Next
 from videopoll.runtime import get_runtime
@@ -16,6 +18,16 @@ def poll_job(job_id: str, attempt: int) -> None:
     """Run the poll scheduled as ``attempt`` (the job's fencing token) and plan the next."""
     rt = get_runtime()
     carry_out(job_id, polling.advance(rt, job_id, attempt))
+
+
+@app.task(name="videopoll.cancel_provider_task", bind=True, max_retries=3,
+          ignore_result=True)
+def cancel_provider_task(self: Any, job_id: str) -> None:
+    """Stop a canceled job's task at the provider (best effort, bounded retries)."""
+    try:
+        cancellation.cancel_at_provider(get_runtime(), job_id)
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=5 * (self.request.retries + 1)) from exc
 
 
 @app.task(name="videopoll.sweep", ignore_result=True)

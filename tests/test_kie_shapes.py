@@ -1,4 +1,4 @@
-"""Table-driven: every recorded provider shape → the PollResult (or fault) it must give."""
+"""Table-driven: every recorded KIE shape → the PollResult (or fault) it must give."""
 
 from __future__ import annotations
 
@@ -18,9 +18,15 @@ from videopoll.errors import (
     VideopollError,
 )
 from videopoll.models import ErrorCode, PollResult, PollState, ProviderResponse
-from videopoll.normalizers import PARSER_BUG, normalize
+from videopoll.normalizers import PARSER_BUG, guarded
+from videopoll.providers.kie.shapes import judge
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kie"
+
+
+def normalize(resp: ProviderResponse) -> PollResult:
+    """What every KIE family's ``normalize`` does."""
+    return guarded(resp, judge)
 
 
 def body(name: str) -> Any:
@@ -349,12 +355,12 @@ def test_a_parser_bug_is_a_transient_error_with_a_sample(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The net behind the chain: a bug of ours still ends as a typed, logged fault."""
-    from videopoll import normalizers
+    from videopoll.providers.kie import shapes
 
     def boom(self: Any, body: Any) -> None:
         raise KeyError("bug")
 
-    monkeypatch.setattr(normalizers.VeoRecordInfoNormalizer, "parse", boom)
+    monkeypatch.setattr(shapes.VeoRecordInfoNormalizer, "parse", boom)
     with caplog.at_level(logging.ERROR, logger="videopoll.normalizers"), \
             pytest.raises(TransientError) as info:
         normalize(ProviderResponse(http_status=200, body=body("veo_success"), text_sample="s"))

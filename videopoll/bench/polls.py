@@ -1,0 +1,115 @@
+"""Figure 2: poll turns per second in one worker process (the Procfile's pool), 200 jobs
+"running" at a near-zero interval, against two floors run in the same worker:
+
+- an empty task that re-publishes itself (what Celery and the broker cost per turn)
+- the same plus one GET of the same fake provider's status route (add the provider call)
+
+Counts come from the worker's own statistics (remote control), CPU from /proc.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from videopoll.bench.client import Client
+from videopoll.bench.procs import Proc, processes
+from videopoll.bench.report import Row, ratio_at_least
+from videopoll.models import PollVideoRequest
+from videopoll.providers import get_model
+from videopoll.runtime import build_runtime
+from videopoll.settings import Settings
+from videopoll.submission import poll_job_record
+
+JOBS = 200
+INTERVAL = 0.001  # POLL_INTERVAL_SECONDS must be positive: one millisecond
+WARM_SECONDS = 2.0
+RUN_SECONDS = 6.0
+NO_LIMIT = str(10**9)
+
+
+def worker_env(redis_url: str, fake_url: str) -> dict[str, str]:
+    return {"REDIS_URL": redis_url, "KIE_BASE_URL": fake_url, "KIE_API_KEY": "bench",
+            "POLL_INTERVAL_SECONDS": str(INTERVAL), "MAX_ATTEMPTS": NO_LIMIT,
+            "JOB_DEADLINE_SECONDS": NO_LIMIT, "RATE_LIMIT_PER_SECOND": NO_LIMIT,
+            "RATE_LIMIT_BURST": NO_LIMIT}
+
+
+def measure(redis_url: str, workdir: Path) -> tuple[list[Row], dict[str, object]]:
+    with processes({}, workdir) as tree:
+        _, fake_url = tree.fake_provider()
+        tree.env.update(worker_env(redis_url, fake_url))
+        worker = tree.worker("pollworker", include="videopoll.bench.floor_tasks")
+        client = Client(redis_url)
+        try:
+            noop = _window(client, worker, "videopoll.bench.noop",
+                           lambda i: client.send("videopoll.bench.noop", (i, INTERVAL)))
+            status_url = f"{fake_url}/api/v1/veo/record-info"
+            get = _window(client, worker, "videopoll.bench.get",
+                          lambda i: client.send("videopoll.bench.get", (i, INTERVAL, status_url)))
+            start_poll = _real_jobs(redis_url, fake_url, client)
+            poll = _window(client, worker, "videopoll.poll_job", start_poll, last=True)
+        finally:
+            client.close()
+    rows = [
+        Row("polls", "polls/s vs empty task", poll["rate"], "polls/s", noop["rate"],
+            "empty self-rescheduling task", "≥ 0.5×", ratio_at_least(0.5)),
+        Row("polls", "polls/s vs task + GET", poll["rate"], "polls/s", get["rate"],
+            "same + one GET of the fake", "≥ 0.8×", ratio_at_least(0.8)),
+        Row("polls", "CPU per poll vs empty task", poll["cpu_ms"], "ms", noop["cpu_ms"],
+            "empty self-rescheduling task"),
+        Row("polls", "CPU per poll vs task + GET", poll["cpu_ms"], "ms", get["cpu_ms"],
+            "same + one GET of the fake"),
+    ]
+    return rows, {"noop": noop, "get": get, "poll": poll}
+
+
+def _real_jobs(redis_url: str, fake_url: str, client: Client) -> Callable[[int], None]:
+    """200 poll jobs on tasks the fake keeps "generating" forever; returns their starter."""
+    settings = Settings(redis_url=redis_url, kie_base_url=fake_url,
+                        poll_interval_seconds=INTERVAL, max_attempts=10**9,
+                        job_deadline_seconds=10**9)
+    store = build_runtime(settings).store
+    model = get_model("veo3")
+
+    def start(i: int) -> None:
+        req = PollVideoRequest.model_validate(
+            {"sessionId": "bench", "taskId": f"veo_never_poll{i}_{time.time_ns()}",
+             "model": "veo3"})
+        job, _ = store.create(poll_job_record(req, model, settings, None))
+        client.send("videopoll.poll_job", (job.job_id, job.poll_token))
+
+    return start
+
+
+def _window(client: Client, worker: Proc, task: str, start: Callable[[int], None],
+            last: bool = False) -> dict[str, float]:
+    """Run 200 chains of ``task``; turns per second and CPU per turn over a steady window.
+
+    Floor chains stop re-publishing afterwards and drain; the real jobs, last, run on until
+    the worker stops.
+    """
+    client.floor(True)
+    for i in range(JOBS):
+        start(i)
+    time.sleep(WARM_SECONDS)
+    count0, cpu0, t0 = client.totals(task), worker.cpu_seconds(), time.monotonic()
+    time.sleep(RUN_SECONDS)
+    count1, cpu1, t1 = client.totals(task), worker.cpu_seconds(), time.monotonic()
+    if not last:
+        client.floor(False)
+        _drain(client, task)
+    turns = count1 - count0
+    return {"rate": turns / (t1 - t0), "cpu_ms": (cpu1 - cpu0) * 1000 / max(turns, 1),
+            "turns": turns}
+
+
+def _drain(client: Client, task: str) -> None:
+    last = -1
+    for _ in range(20):
+        now = client.totals(task)
+        if now == last:
+            return
+        last = now
+        time.sleep(0.3)

@@ -1,0 +1,48 @@
+"""Figure 1: ``POST /webhook/poll-video`` against a bare Flask route answering 202.
+
+Both run under gunicorn with the Procfile's settings (gevent workers, two of them) and take
+the same wrk load (16 connections); the API writes to a private Redis that is also its
+broker, as in the default deployment. Floor and API alternate, each after a warm-up, so a
+drift of the machine shows in both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from videopoll.bench import wrk
+from videopoll.bench.procs import processes
+from videopoll.bench.report import Row, below, ratio_at_least
+
+WARM_SECONDS = 2
+RUN_SECONDS = 8
+
+
+def measure(redis_url: str, workdir: Path) -> tuple[list[Row], dict[str, object]]:
+    env = {"REDIS_URL": redis_url, "POLL_INTERVAL_SECONDS": "60"}
+    with processes(env, workdir) as tree:
+        _, floor_url = tree.gunicorn("floor-web", "videopoll.bench.floor_app:create_app()")
+        _, api_url = tree.gunicorn("web", "videopoll.api:create_app()")
+        results: dict[str, list[wrk.WrkResult]] = {"floor": [], "api": []}
+        for name, url in (("floor", floor_url), ("api", api_url)) * 2:
+            wrk.run(url, WARM_SECONDS, workdir)
+            results[name].append(wrk.run(url, RUN_SECONDS / 2, workdir))
+    floor, api = (_merge(results["floor"]), _merge(results["api"]))
+    if api["errors"]:
+        raise RuntimeError(f"submissions failed: {api['errors']} errors")
+    rows = [
+        Row("submit", "throughput", api["rate"], "req/s", floor["rate"], "bare Flask route",
+            "≥ 0.5×", ratio_at_least(0.5)),
+        Row("submit", "latency p50", api["p50_ms"], "ms", floor["p50_ms"], "bare Flask route"),
+        Row("submit", "latency p99", api["p99_ms"], "ms", floor["p99_ms"], "bare Flask route",
+            "< 20 ms", below(20.0)),
+    ]
+    return rows, {"floor": floor, "api": api}
+
+
+def _merge(runs: list[wrk.WrkResult]) -> dict[str, float]:
+    """Both halves of one side: total rate, and the worse half's percentiles."""
+    seconds = sum(r.seconds for r in runs)
+    return {"rate": sum(r.requests for r in runs) / seconds,
+            "p50_ms": max(r.p50_ms for r in runs), "p99_ms": max(r.p99_ms for r in runs),
+            "max_ms": max(r.max_ms for r in runs), "errors": sum(r.errors for r in runs)}

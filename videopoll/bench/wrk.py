@@ -1,0 +1,88 @@
+"""Load from wrk (a real load generator in its own process), posting a fresh job per request.
+
+Each request carries a task id of its own (run, thread, counter), so every answer is a real
+``202`` job creation and never an idempotent ``200`` lookup. ``done`` prints the summary as
+one JSON line that ``run`` parses. With ``total``, each thread stops after its share of
+answers (a burst of exactly that many submissions, give or take the requests in flight).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+CONNECTIONS = 16
+THREADS = 2
+
+SCRIPT = r"""
+local run, quota, counter, threads = "%(run)s", %(quota)d, 0, {}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  n, answered = 0, 0
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  n = n + 1
+  local body = string.format(
+    '{"sessionId":"bench","taskId":"veo_%(scenario)s_%%s_%%d_%%d","model":"veo3"}', run, tid, n)
+  return wrk.format(nil, "/webhook/poll-video", nil, body)
+end
+function response(status, headers, body)
+  answered = answered + 1
+  if quota > 0 and answered >= quota then wrk.thread:stop() end
+end
+function done(summary, latency, requests)
+  io.write(string.format(
+    '\nWRKJSON {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,' ..
+    '"max_us":%%d,"errors":%%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.status + summary.errors.timeout))
+end
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def binary() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise RuntimeError("wrk is not installed (make bench installs it)")
+    return found
+
+
+def run(url: str, seconds: float, workdir: Path, total: int = 0,
+        scenario: str = "never") -> WrkResult:
+    """POST fresh jobs to ``url`` for ``seconds`` (or until ``total`` answers)."""
+    script = workdir / f"wrk-{uuid.uuid4().hex[:8]}.lua"
+    script.write_text(SCRIPT % {"run": uuid.uuid4().hex[:10], "quota": -(-total // THREADS),
+                                "scenario": scenario})
+    out = subprocess.run(
+        [binary(), "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds:.0f}s",
+         "--timeout", "10s", "-s", str(script), url],
+        capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("WRKJSON "))
+    data = json.loads(line.removeprefix("WRKJSON "))
+    return WrkResult(requests=data["requests"], seconds=data["duration_us"] / 1e6,
+                     p50_ms=data["p50_us"] / 1e3, p99_ms=data["p99_us"] / 1e3,
+                     max_ms=data["max_us"] / 1e3, errors=data["errors"])
