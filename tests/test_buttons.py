@@ -110,6 +110,32 @@ def test_get_1080p_polls_the_hd_rendition_until_ready(brt: Runtime, client: Flas
     assert done.output_url == f"{fake.base_url}/files/{job.provider_task_id}_1080p.mp4"
 
 
+def test_get_4k_asks_the_4k_endpoint_until_it_has_the_video(
+    brt: Runtime, client: FlaskClient, fake: FakeProvider
+) -> None:
+    job = delivered_job(brt)
+    assert press(client, "uhd", job.job_id).get_json()["text"] == "Getting the 4K version…"
+    [child] = children(brt, job.job_id)
+    assert (child.variant, child.provider_task_id) == ("4k", job.provider_task_id)
+    # started, then twice "4k is processing" (422), then the 4K video
+    assert drive_from(brt, child.job_id, 1) == ["poll", "poll", "poll", "deliver"]
+    done = brt.store.get(child.job_id)
+    assert done is not None
+    assert done.output_url == f"{fake.base_url}/files/{job.provider_task_id}_4k.mp4"
+    assert fake.stats()["polls"][f"4k:{job.provider_task_id}"] == 4
+
+
+def test_a_rendition_job_offers_no_further_renditions(brt: Runtime) -> None:
+    from videopoll.notify import buttons_for
+
+    job = delivered_job(brt)
+    assert [b.action for b in buttons_for(job)] == ["pub", "regen", "ext", "hd", "uhd"]
+    hd = job.model_copy(update={"variant": "1080p"})
+    assert [b.action for b in buttons_for(hd)] == ["pub", "regen", "ext"]
+    market = job.model_copy(update={"family": "kie_market", "model": "sora-2"})
+    assert [b.action for b in buttons_for(market)] == ["pub", "regen"]
+
+
 def test_regenerate_without_a_callback_resubmits_the_original(
     brt: Runtime, client: FlaskClient
 ) -> None:

@@ -58,7 +58,8 @@ def test_a_veo_video_goes_to_telegram_once_with_its_buttons(
     assert call["video"]["file_size"] == rt.store.get(job_id).delivery.size_bytes  # type: ignore[union-attr]
     assert call["video"]["head"] == "ftyp"  # the real MP4 bytes were uploaded
     keyboard = json.loads(call["reply_markup"])["inline_keyboard"]
-    assert [b["text"] for b in keyboard[0]] == ["Publish", "Regenerate", "Extend", "Get 1080p"]
+    assert [b["text"] for b in keyboard[0]] == ["Publish", "Regenerate", "Extend", "Get 1080p",
+                                              "Get 4K"]
     assert keyboard[0][2]["callback_data"] == f"ext:{job_id}"
     assert call["caption"].startswith("veo3 · ")
     sent = rt.store.channel_results(job_id)["notify:telegram"]

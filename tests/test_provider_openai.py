@@ -6,6 +6,9 @@ are built from its documented field lists (the docs give no literal example of t
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import responses
 
 from tests.listeners import Listener
@@ -245,9 +249,6 @@ def test_callbacks_that_are_refused(req: Any, provider: Any, status: int) -> Non
 
 def test_the_signature_is_standard_webhooks() -> None:
     """HMAC-SHA256 over ``id.timestamp.body`` with the base64 part of the secret."""
-    import base64
-    import hashlib
-    import hmac
     key = base64.b64decode(WEBHOOK_SECRET.removeprefix("whsec_"))
     digest = hmac.new(key, b"msg_1.1700000000.{}", hashlib.sha256).digest()
     assert sign(WEBHOOK_SECRET, "msg_1", "1700000000", b"{}") == (
@@ -306,7 +307,6 @@ def test_the_fake_sends_a_signed_event_to_its_project_webhook(fakes: FakeProvide
 def test_the_fake_content_wants_the_key_and_delete_removes_the_video(
     fakes: FakeProvider
 ) -> None:
-    import requests
     provider = OpenAIProvider.with_config(**fakes.fake("openai").config(fakes.server.base_url))
     task = provider.submit(get_model("openai:sora-2"), spec(), None)
     url = f"{provider.base_url}/videos/{task}/content?variant=video"
@@ -318,3 +318,16 @@ def test_the_fake_content_wants_the_key_and_delete_removes_the_video(
     assert deleted.json() == {"id": task, "object": "video.deleted", "deleted": True}
     with pytest.raises(TaskNotFoundError):
         provider.normalize(provider.fetch(task))
+
+
+def test_the_fakes_project_webhook_can_be_set_over_http(fakes: FakeProvider) -> None:
+    fake = fakes.fake("openai")
+    assert isinstance(fake, OpenAIFake)
+    url = f"{fakes.server.base_url}/openai/_fake/webhook"
+    try:
+        answer = requests.post(url, json={"url": "http://127.0.0.1:9/cb"}, timeout=5)
+        assert answer.json() == {"webhook_url": "http://127.0.0.1:9/cb"}
+        assert fake.webhook_url == "http://127.0.0.1:9/cb"
+    finally:
+        requests.post(url, json={"url": None}, timeout=5)
+    assert fake.webhook_url is None

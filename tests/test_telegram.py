@@ -39,7 +39,7 @@ TOKEN = "123456:client-test-token"
 MiB = 1024 * 1024
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42"
 VEO_BUTTONS = [("Publish", "pub:job_1"), ("Regenerate", "regen:job_1"),
-               ("Extend", "ext:job_1"), ("Get 1080p", "hd:job_1")]
+               ("Extend", "ext:job_1"), ("Get 1080p", "hd:job_1"), ("Get 4K", "uhd:job_1")]
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def test_a_video_over_the_upload_limit_goes_as_a_link(
     assert bot_api.calls("sendVideo") == []
     [message] = bot_api.calls("sendMessage")
     assert message["text"] == "veo3 · 8s\nhttps://cdn.example/v.mp4"
-    assert len(json.loads(message["reply_markup"])["inline_keyboard"][0]) == 4
+    assert len(json.loads(message["reply_markup"])["inline_keyboard"][0]) == len(VEO_BUTTONS)
     with pytest.raises(TelegramRefused, match="no link"):
         tg.send_video(9, "veo3", big)
 

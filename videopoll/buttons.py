@@ -2,7 +2,8 @@
 
 Each press is checked against the chat that owns the job, and is idempotent: the linked job a
 press starts is keyed on (action, parent job), so a double tap starts one job. Extend uses
-Veo's extend endpoint (the stitched video is delivered), Get 1080p fetches Veo's HD rendition,
+Veo's extend endpoint (the stitched video is delivered), Get 1080p / Get 4K fetch Veo's HD
+renditions (the family's ``renditions``),
 Regenerate resubmits the original request; Publish, and Regenerate when the caller has a
 callback, are forwarded to the caller as signed events, since the caller decides what they mean.
 """
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from videopoll.models import GenerationSpec, JobRecord, JobStatus
-from videopoll.notify import chat_for
+from videopoll.notify import RENDITION_ACTIONS, RENDITION_LABELS, chat_for
+from videopoll.providers import PROVIDERS
 from videopoll.runtime import Runtime
 from videopoll.submission import linked_job_record
 
-ACTIONS = ("pub", "regen", "ext", "hd")
+ACTIONS = ("pub", "regen", "ext", *RENDITION_ACTIONS)
 EXTEND_PROMPT = "Continue the scene naturally."
 
 
@@ -72,7 +74,11 @@ def decide(rt: Runtime, press: Press) -> Outcome:
         spec = parent.spec.model_copy(update={"extend_task_id": None})
         return Outcome("Regenerating…", _linked(rt, parent, press, kind="generate", spec=spec,
                                                 poll_token=0))
-    if parent.family != "kie_veo" or not parent.provider_task_id:
+    family = PROVIDERS.get(parent.family)
+    variant = RENDITION_ACTIONS.get(press.action)
+    able = family is not None and (family.extends if press.action == "ext"
+                                   else variant in family.renditions)
+    if not able or not parent.provider_task_id:
         return Outcome("This model cannot do that.")
     if press.action == "ext":
         prompt = parent.spec.prompt if parent.spec else EXTEND_PROMPT
@@ -80,9 +86,10 @@ def decide(rt: Runtime, press: Press) -> Outcome:
                               extend_task_id=parent.provider_task_id)
         return Outcome("Extending your video…", _linked(rt, parent, press, kind="generate",
                                                          spec=spec, poll_token=0))
-    return Outcome("Getting the 1080p version…", _linked(
+    assert variant is not None
+    return Outcome(f"Getting the {RENDITION_LABELS[variant]} version…", _linked(
         rt, parent, press, kind="poll", provider_task_id=parent.provider_task_id,
-        variant="1080p", poll_token=1))
+        variant=variant, poll_token=1))
 
 
 def _linked(rt: Runtime, parent: JobRecord, press: Press, **fields: Any) -> JobRecord:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal, cast
 
-from videopoll import transitions
+from videopoll import metrics, transitions
 from videopoll.download import stream
 from videopoll.errors import DeliveryError
 from videopoll.media import MediaInfo, probe
@@ -49,6 +49,7 @@ def object_metadata(job: JobRecord) -> dict[str, str]:
     return meta
 
 
+@metrics.timed_stage("store")
 def store_output(rt: Runtime, job_id: str) -> StoreOutcome:
     """Stream the provider's video straight into storage, once.
 
@@ -120,6 +121,7 @@ def _renewing(rt: Runtime, job_id: str, owner: str, chunks: Iterable[bytes]) -> 
         yield chunk
 
 
+@metrics.timed_stage("record")
 def record_result(rt: Runtime, job_id: str) -> None:
     """Mark a delivered job succeeded and append one analytics row per finished job."""
     job = transitions.succeed(rt.store, job_id).job
@@ -128,6 +130,7 @@ def record_result(rt: Runtime, job_id: str) -> None:
     owner = rt.store.begin_stage(job_id, "record", stage_lease(rt))
     if owner is not None:
         _append_result(rt, job)
+        metrics.job_finished(job)
         rt.store.finish_stage(job_id, "record", owner)
     if rt.store.stage_done(job_id, "record"):
         rt.store.outbox_done(job_id)

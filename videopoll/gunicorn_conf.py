@@ -7,6 +7,11 @@ per process), so slow callers cost memory, not service; redis-py and kombu publi
 gevent's patched sockets. Bounds on a slow caller: its headers must arrive within
 ``keepalive`` seconds, each body read waits at most ``READ_TIMEOUT_SECONDS`` (then 408).
 
+Metrics: with ``PROMETHEUS_MULTIPROC_DIR`` set, each worker process writes its values to files
+there and ``/metrics`` adds them up; the master empties the folder at start (``on_starting``)
+and marks each worker that exits (``child_exit``), as prometheus_client's multiprocess mode
+asks.
+
 Every answer gunicorn writes itself (414 URI too long, 431, 400 bad request line) is JSON
 like the app's, and the access log names method and path only: never the query string
 (``?token=…``) nor any header.
@@ -42,6 +47,24 @@ def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: st
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+def on_starting(server: Any) -> None:
+    from videopoll.metrics import prepare_multiproc_dir
+    from videopoll.settings import load_settings
+
+    folder = load_settings().prometheus_multiproc_dir
+    if folder:
+        prepare_multiproc_dir(folder)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from videopoll.metrics import process_exited
+    from videopoll.settings import load_settings
+
+    folder = load_settings().prometheus_multiproc_dir
+    if folder:
+        process_exited(worker.pid, folder)
 
 
 class ApiWorker(GeventWorker):  # type: ignore[misc]

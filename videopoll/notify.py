@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from videopoll import session
+from videopoll import metrics, session
 from videopoll.delivery import stage_lease
 from videopoll.errors import NotifyError
 from videopoll.job_view import job_view
@@ -19,12 +19,14 @@ from videopoll.messages import user_message
 from videopoll.models import JobRecord, JobStatus
 from videopoll.notifiers import Button, Event, Notice, Video
 from videopoll.notifiers.telegram import TelegramNotifier
+from videopoll.providers import PROVIDERS
 from videopoll.redact import redact
 from videopoll.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
+@metrics.timed_stage("notify")
 def notify_user(rt: Runtime, job_id: str) -> bool:
     """Tell every channel how the job ended, each exactly once (a retry skips the done ones).
 
@@ -90,6 +92,7 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
                 continue
         # the receipt is written before the stage is marked done: a resend checks it first
         rt.store.record_channel(job.job_id, stage, {**result, "at": round(time.time(), 3)})
+        metrics.notification(prefix, notifier.name, result["status"])
         rt.store.finish_stage(job.job_id, stage, owner)
     if pending is not None:
         raise pending
@@ -177,15 +180,25 @@ def update_progress(rt: Runtime, job_id: str, text: str) -> None:
     rt.store.finish_stage(job_id, "progress", owner)
 
 
+# button action → rendition (``fetch``'s variant); labels in the user's words
+RENDITION_ACTIONS = {"hd": "1080p", "uhd": "4k"}
+RENDITION_LABELS = {"1080p": "1080p", "4k": "4K"}
+
+
 def progress_key(rt: Runtime, job_id: str) -> str:
     return f"{rt.store.prefix}:progress:{job_id}"
 
 
 def buttons_for(job: JobRecord) -> tuple[Button, ...]:
-    """Publish and Regenerate for every video; Extend and Get 1080p where the model has them."""
+    """Publish and Regenerate for every video; Extend and the HD renditions where the family
+    has them (Veo: extend, 1080p, 4K). A rendition job offers no further renditions."""
     buttons = [Button("Publish", "pub"), Button("Regenerate", "regen")]
-    if job.family == "kie_veo":
-        buttons += [Button("Extend", "ext"), Button("Get 1080p", "hd")]
+    family = PROVIDERS.get(job.family)
+    if family is not None and family.extends:
+        buttons.append(Button("Extend", "ext"))
+    if family is not None and job.variant is None:
+        buttons += [Button(f"Get {RENDITION_LABELS.get(r, r)}", action)
+                    for action, r in RENDITION_ACTIONS.items() if r in family.renditions]
     return tuple(buttons)
 
 

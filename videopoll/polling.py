@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from videopoll import transitions
+from videopoll import metrics, transitions
 from videopoll.errors import (
     PermanentError,
     RateLimitedError,
@@ -67,6 +67,7 @@ def advance(rt: Runtime, job_id: str, token: int) -> Next:
     submitting = job.provider_task_id is None
     wait = rt.acquire(job.family, "submit" if submitting else "status")
     if wait > 0:
+        metrics.rate_limited(job.family, "submit" if submitting else "status", "local")
         return _reschedule(rt, job_id, mine, _limited_locally, countdown=wait,
                            reason="local rate limit", short_wait=True)
     if submitting:
@@ -79,7 +80,9 @@ def _poll(rt: Runtime, job: JobRecord, mine: int) -> Next:
     job_id = job.job_id
     try:
         provider = rt.provider(job.family)
-        result = provider.normalize(provider.fetch(job.provider_task_id, job.variant))
+        with metrics.provider_call(job.family, "status") as call:
+            answer = provider.fetch(job.provider_task_id, job.variant)
+            result = call.answered(provider.normalize(answer))
     except PermanentError as exc:
         return fail(rt, job_id, _code(exc.code), exc.provider_message, token=mine, polled=True)
     except RateLimitedError as exc:
@@ -110,8 +113,9 @@ def _submit(rt: Runtime, job: JobRecord, mine: int) -> Next:
         return Next("stop", reason="ended or overtaken")
     callback_url = callback_url_for(rt, job.family)
     try:
-        task_id = rt.provider(job.family).submit(model_for(job.family, job.model), job.spec,
-                                                 callback_url=callback_url)
+        with metrics.provider_call(job.family, "submit"):
+            task_id = rt.provider(job.family).submit(model_for(job.family, job.model),
+                                                     job.spec, callback_url=callback_url)
     except SubmitOutcomeUnknownError as exc:
         return fail(rt, job.job_id, ErrorCode.SUBMIT_UNCONFIRMED, exc.reason, token=mine)
     except PermanentError as exc:

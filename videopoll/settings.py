@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     api_redis_timeout_seconds: float = Field(default=1.5, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
 
+    # metrics (README "Metrics"): the folder gunicorn's workers share their values in (read
+    # by prometheus_client itself too); the port each Celery worker serves its own on
+    prometheus_multiproc_dir: str | None = None
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+
     # delivery: webhooks, session, media
     # Callbacks are signed whenever CALLBACK_SECRET is set (space-separated secrets sign once
     # each, for rotation); with this on, a callback is refused rather than sent unsigned.

@@ -150,6 +150,7 @@ def plot(rep: Report, path: str) -> None:
     extra, imported only here.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     times, failures = fig.subplots(1, 2)
@@ -168,6 +169,7 @@ def plot(rep: Report, path: str) -> None:
     ordered = codes.most_common()
     failures.barh([code for code, _ in ordered], [n for _, n in ordered], color="#cf222e")
     failures.set(title="Failures by code", xlabel="jobs")
+    failures.xaxis.set_major_locator(MaxNLocator(integer=True))
     failures.invert_yaxis()  # the commonest on top
     for ax, empty in ((times, not timed), (failures, not ordered)):
         if empty:

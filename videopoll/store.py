@@ -161,6 +161,19 @@ class JobStore:
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
+    def tallies(self, now: float) -> dict[str, int]:
+        """How many jobs wait where, from the sets' sizes alone (cheap enough for each scrape):
+        ``scheduled`` and ``overdue`` are in flight, ``finishing`` ended and still owes its
+        notify/record chain, ``quarantined`` cannot be read."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.due_key)
+            pipe.zcount(self.due_key, "-inf", now)
+            pipe.zcard(self.outbox_key)
+            pipe.zcard(self.quarantine_key)
+            due, overdue, outbox, quarantined = (int(n) for n in pipe.execute())
+        return {"scheduled": due - overdue, "overdue": overdue, "finishing": outbox,
+                "quarantined": quarantined}
+
     # writes -----------------------------------------------------------------------------
     def create(self, job: JobRecord) -> tuple[JobRecord, bool]:
         """Store a new job unless one of its idempotency keys already names a job.

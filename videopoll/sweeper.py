@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterator
 
-from videopoll import transitions
+from videopoll import metrics, transitions
 from videopoll.models import JobStatus
 from videopoll.polling import Next, fail
 from videopoll.runtime import Runtime
@@ -43,6 +43,7 @@ def sweep(rt: Runtime, now: float | None = None) -> Iterator[tuple[str, Next]]:
             continue
         if step is not None:
             handled.add(job_id)
+            metrics.sweeper_recovered(step.action, step.reason)
             yield job_id, step
     retry_at = now + rt.settings.delivery_lease_seconds
     for job_id in rt.store.outbox_due(now):
@@ -52,7 +53,9 @@ def sweep(rt: Runtime, now: float | None = None) -> Iterator[tuple[str, Next]]:
             log.error("gave up telling the user about a finished job", extra={"job_id": job_id})
             rt.store.outbox_done(job_id)
             continue
-        yield job_id, Next("finish", reason="notify/record chain overdue")
+        step = Next("finish", reason="notify/record chain overdue")
+        metrics.sweeper_recovered(step.action, step.reason)
+        yield job_id, step
 
 
 def _recover(rt: Runtime, job_id: str, now: float) -> Next | None:

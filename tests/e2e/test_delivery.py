@@ -90,7 +90,8 @@ def test_a_veo_job_ends_in_s3_in_the_chat_and_at_the_caller_once(
     delivered.wait_until(lambda: len(videos_sent(telegram, chat)) == 1, 10, "sendVideo")
     [sent] = videos_sent(telegram, chat)
     buttons = json.loads(str(sent["reply_markup"]))["inline_keyboard"][0]
-    assert [b["text"] for b in buttons] == ["Publish", "Regenerate", "Extend", "Get 1080p"]
+    assert [b["text"] for b in buttons] == ["Publish", "Regenerate", "Extend", "Get 1080p",
+                                            "Get 4K"]
 
     # the caller: one signed callback that verifies
     delivered.wait_until(lambda: any(r.path == f"/resume/{chat}" for r in listener.received),

@@ -70,7 +70,7 @@ def test_run_demo_delivers_then_ctrl_c_stops_everything(
             r"S3 object:  s3://videopoll-demo/videos/veo3_fast/\d{4}/\d{2}/job_\w+\.mp4",
             output), output
         assert "Telegram:   sendVideo to chat 424242: veo3_fast" in output, output
-        assert "[Publish] [Regenerate] [Extend] [Get 1080p]" in output, output
+        assert "[Publish] [Regenerate] [Extend] [Get 1080p] [Get 4K]" in output, output
         assert re.search(r"callback:   video.succeeded for job_\w+ \(signature verified\)",
                          output), output
         assert all(listening(p) for p in ports.values())

@@ -69,6 +69,7 @@ def test_kill9_of_every_worker_with_1000_jobs_in_flight(
     fake.reset()
     started = time.monotonic()
     jobs = submit_batch(stack, JOBS, callbacks.url)
+    print("submitted in", time.monotonic() - started)
     ids = [j.job_id for j in jobs]
 
     # kill when a third of the polls have been made: jobs are waiting, polling and delivering

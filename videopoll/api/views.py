@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
-from videopoll import buttons, providers, transitions
+from videopoll import buttons, metrics, providers, transitions
 from videopoll.api.body import json_object, raw_json
 from videopoll.api.caller import Idempotency, check_caller
 from videopoll.api.errors import ApiError, store_unavailable, validation_details
@@ -115,6 +115,7 @@ def _store(job: JobRecord, idem: Idempotency) -> tuple[JobRecord, bool]:
 def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnValue:
     job.request_fingerprint = idem.fingerprint
     stored, created = _store(job, idem)
+    metrics.job_submitted(stored, created)
     if not created:
         idem.check_reuse(stored)
         return jsonify({**job_view(stored), "message": "Already tracking this job"}), 200
@@ -272,6 +273,7 @@ def telegram_webhook() -> ResponseReturnValue:
     answer = outcome.answer
     if outcome.new_job is not None:
         stored, created = rt.store.create(outcome.new_job)
+        metrics.job_submitted(stored, created)
         if created:
             _publish_first_turn(stored)
         else:
@@ -297,6 +299,15 @@ def video_file(key: str) -> ResponseReturnValue:
     if not path.is_file():
         raise ApiError(404, "not_found", "no such video")
     return send_file(path, mimetype="video/mp4", conditional=True)
+
+
+@bp.get("/metrics")
+def metrics_scrape() -> ResponseReturnValue:
+    """Prometheus' scrape: every API worker's counters, and the jobs in flight counted now."""
+    rt = runtime()
+    body, content_type = metrics.exposition(request.headers.get("Accept"),
+                                            rt.settings.prometheus_multiproc_dir, rt.store)
+    return body, 200, {"Content-Type": content_type}
 
 
 @bp.get("/healthz")

@@ -98,9 +98,9 @@ class Processes:
         self.procs.append(proc)
         return proc
 
-    def gunicorn(self, name: str, app: str) -> tuple[Proc, str]:
+    def gunicorn(self, name: str, app: str, port: int | None = None) -> tuple[Proc, str]:
         """An API (or the bare floor route) under gunicorn, as the Procfile's ``web`` line."""
-        port = free_port()
+        port = port or free_port()
         proc = self.spawn(name, [str(BIN / "gunicorn"), "-c", "python:videopoll.gunicorn_conf",
                                  "--workers", GUNICORN_WORKERS, "--bind", f"127.0.0.1:{port}",
                                  app])
@@ -130,6 +130,14 @@ class Processes:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: answers(url + "/_fake/stats"), 30, "fake provider")
         return proc, url
+
+    def moto(self) -> str:
+        """moto's standalone S3 server (the Procfile's ``s3`` line)."""
+        port = free_port()
+        self.spawn("s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)])
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: answers(url), 30, "moto_server")
+        return url
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

@@ -1,8 +1,9 @@
 """OpenAI's Videos API played under ``/openai/v1``: create, status, content, delete, webhooks.
 
 As the real API (providers.md §4), a submit takes no webhook URL: webhooks are a project
-setting. The demo and tests set ``webhook_url`` on this fake instead, and every later submit
-is then followed by a signed ``video.completed``/``video.failed`` event there. The MP4 is
+setting. The demo and tests set ``webhook_url`` on this fake instead (or POST ``{"url": …}`` to
+``/openai/_fake/webhook`` when the fake runs in another process), and every later submit is
+then followed by a signed ``video.completed``/``video.failed`` event there. The MP4 is
 served at ``/videos/{id}/content`` itself and wants the API key, as OpenAI's does.
 """
 
@@ -64,6 +65,11 @@ class OpenAIFake(FakeFamily):
                 "webhook_secret": WEBHOOK_SECRET}
 
     def handle(self, req: FakeRequest) -> FakeReply | None:
+        if (req.method, req.path) == ("POST", "/_fake/webhook"):
+            # the dashboard setting, for a fake in another process: {"url": "…" or null}
+            url = req.json_body().get("url")
+            self.webhook_url = url if isinstance(url, str) and url.startswith("http") else None
+            return reply({"webhook_url": self.webhook_url})
         if not req.path.startswith("/v1/"):
             return None
         if not self.authorized(req):

@@ -44,11 +44,11 @@ class RestFake(FakeFamily):
         raise NotImplementedError
 
     def submit(self, req: FakeRequest, prompt: str, body: dict[str, Any],
-               callback_url: Any) -> FakeReply:
+               callback_url: Any, kind: str | None = None) -> FakeReply:
         scenario = parse_scenario(prompt)
         if scenario.name == "maintenance":
             return self.refused()
-        task_id = self.state.new_task(self.kind, prompt, body)
+        task_id = self.state.new_task(kind or self.kind, prompt, body)
         if scenario.name == "lostreply":
             return self.lost()
         if isinstance(callback_url, str) and callback_url.startswith("http"):

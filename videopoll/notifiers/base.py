@@ -24,7 +24,7 @@ FINAL_EVENTS: frozenset[Event] = frozenset({"succeeded", "failed", "canceled"})
 @dataclass(frozen=True)
 class Button:
     text: str
-    action: str  # pub | regen | ext | hd
+    action: str  # pub | regen | ext | hd | uhd
 
     def data(self, job_id: str) -> str:
         return f"{self.action}:{job_id}"  # Telegram allows 64 bytes; job ids are 36

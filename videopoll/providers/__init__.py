@@ -11,11 +11,17 @@ bare name (the other declares ``alias=False``), so a name never means two things
 
 from __future__ import annotations
 
+from videopoll.providers.ark import ArkProvider
 from videopoll.providers.base import ModelInfo, Provider
+from videopoll.providers.fal import FalProvider
 from videopoll.providers.google import GeminiProvider, VertexProvider
 from videopoll.providers.kie import KieMarketProvider, KieRunwayProvider, KieVeoProvider
+from videopoll.providers.kling import KlingProvider
+from videopoll.providers.luma import LumaProvider
+from videopoll.providers.minimax import MiniMaxProvider
 from videopoll.providers.openai import OpenAIProvider
 from videopoll.providers.replicate import ReplicateProvider
+from videopoll.providers.runway import RunwayProvider
 
 __all__ = ["MODELS", "PROVIDERS", "ModelInfo", "Provider", "get_model", "model_for",
            "supported_models", "validate_options"]
@@ -28,6 +34,12 @@ PROVIDERS: dict[str, type[Provider]] = {
     "kie_runway": KieRunwayProvider,
     "openai": OpenAIProvider,
     "replicate": ReplicateProvider,
+    "fal": FalProvider,
+    "runway": RunwayProvider,
+    "luma": LumaProvider,
+    "ark": ArkProvider,
+    "minimax": MiniMaxProvider,
+    "kling": KlingProvider,
 }
 
 

@@ -140,6 +140,10 @@ class Provider(abc.ABC):
     pushes_callbacks: ClassVar[bool] = False  # the API can call us back when a task ends
     signs_callbacks: ClassVar[bool] = False  # … and proves it with a signature we verify
     can_cancel: ClassVar[bool] = False
+    # What a delivered video's buttons may ask of this family: extend it (a linked generate
+    # job with ``spec.extend_task_id``), or fetch another rendition (``fetch(..., variant)``).
+    extends: ClassVar[bool] = False
+    renditions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

@@ -152,7 +152,9 @@ class MiniMaxProvider(RestProvider):
             return PermanentError(ErrorCode.INSUFFICIENT_CREDITS, text)
         if stage == "submit":
             if code in SERVER_CODES:
-                return TransientError(f"submit refused ({text})", resp.text_sample)
+                # refused with HTTP 200: no task; behind a 5xx it proves nothing (http_error)
+                return (TransientError(f"submit refused ({text})", resp.text_sample)
+                        if resp.http_status == 200 else None)
             return PermanentError(classify_code(code, message), text)
         if code in MODERATION_CODES or as_str(dig(resp.body, "status")).lower() == "fail":
             return None  # a verdict on the task: the chain reads it

@@ -161,11 +161,13 @@ class FalProvider(Provider):
                                             request_id[:200])
         return fallback
 
-    def _path(self, task_id: str) -> str:
-        if split_task(task_id) is None:
-            raise PermanentError(ErrorCode.VALIDATION_FAILED,
-                                 "a fal task id is <owner>/<app>/requests/<request_id>")
-        return "/" + "/".join(quote(s, safe="") for s in task_id.split("/"))
+    @staticmethod
+    def _path(task_id: str) -> str:
+        """The URL stem of a task id, segment by segment. An id of another shape (a bare
+        request id from the n8n path) is sent as it is: fal answers 404, and the poller's
+        not-found grace ends the job, as for any id the provider does not know."""
+        return "/" + "/".join(quote(s, safe="").replace(".", "%2E") if s in (".", "..")
+                              else quote(s, safe="") for s in task_id.split("/"))
 
     def fetch(self, task_id: str, variant: str | None = None) -> ProviderResponse:
         path = self._path(task_id)

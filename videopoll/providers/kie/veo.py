@@ -34,6 +34,8 @@ class KieVeoProvider(KieProvider):
     family = "kie_veo"
     # REFERENCE_2_VIDEO (1-3 images) is Fast and Lite only (§1.2)
     models = (_veo("veo3"), _veo("veo3_fast", 3), _veo("veo3_lite", 3))
+    extends = True
+    renditions = VARIANTS
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
         if spec.extend_task_id:
