@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-fast lint bench redis-binary media-tools browser n8n-e2e clean
+.PHONY: run test test-fast lint bench load-tools redis-binary media-tools browser n8n-e2e clean
 
 $(STAMP): setup.cfg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check videopoll tests celeryconfig.py
 	$(BIN)/mypy videopoll celeryconfig.py
 
-bench: $(STAMP) redis-binary
+# The benchmark's load generator runs in its own process: wrk, from Debian.
+load-tools:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+# Prints the table and writes bench/results/latest.json and latest.md (a few minutes).
+bench: $(STAMP) redis-binary load-tools
 	$(BIN)/python -m videopoll.bench
 
 # examples/n8n against a real n8n (about 2 GB under var/n8n; not part of `make test` or CI).

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +18,14 @@ import responses
 
 from tests.listeners import Listener, Received
 from videopoll.errors import PermanentError, VideopollError
-from videopoll.fake_provider import start_in_thread
-from videopoll.models import ErrorCode, GenerationSpec, PollState, ProviderResponse
+from videopoll.fake_provider import FakeProvider, start_in_thread
+from videopoll.models import GenerationSpec, PollState, ProviderResponse
 from videopoll.providers import MODELS, PROVIDERS, get_model
 from videopoll.providers.base import CallbackOutcome, CallbackRequest, Provider
 from videopoll.providers.base import to_provider_response as _to_response
 
 FIXTURES = Path(__file__).parent / "fixtures"
 S, R, Q, F = PollState.SUCCEEDED, PollState.RUNNING, PollState.QUEUED, PollState.FAILED
-Expect = tuple[PollState, str | None, ErrorCode | None] | type[VideopollError] | tuple[
-    type[VideopollError], str]
 
 
 def fixture(family: str, name: str) -> Any:
@@ -53,18 +53,17 @@ def answer(status: int, body: Any = None, text: str | None = None) -> ProviderRe
     return _to_response(status, raw.encode(), None)
 
 
-def expect(provider: Provider, resp: ProviderResponse, expected: Expect) -> None:
+def expect(provider: Provider, resp: ProviderResponse, expected: object) -> None:
     """``provider.normalize(resp)`` gives ``expected``: (state, first URL, error code), an
     exception class, or (PermanentError, code)."""
     if isinstance(expected, tuple) and isinstance(expected[0], PollState):
-        state, url, code = expected
         result = provider.normalize(resp)
         assert (result.state, result.output_urls[0] if result.output_urls else None,
-                result.error_code) == (state, url, code), result
+                result.error_code) == expected, result
         return
-    kind, code = expected if isinstance(expected, tuple) else (expected, None)
-    assert isinstance(kind, type)
-    with pytest.raises(kind) as info:
+    fault, code = expected if isinstance(expected, tuple) else (expected, None)
+    assert isinstance(fault, type) and issubclass(fault, VideopollError)
+    with pytest.raises(fault) as info:
         provider.normalize(resp)
     if code is not None:
         assert isinstance(info.value, PermanentError) and info.value.code == code
@@ -89,22 +88,32 @@ def callback(provider: Provider, body: Any, headers: dict[str, str] | None = Non
     return provider.callback(CallbackRequest(raw=raw, body=body, headers=headers or {}))
 
 
+@contextmanager
+def against_fake(family: str) -> Iterator[tuple[FakeProvider, Provider]]:
+    """The family's adapter pointed at a fake server of its own (real HTTP on loopback)."""
+    fakes = start_in_thread()
+    try:
+        fakes.state.callback_delay = 0.05
+        fake = next(f for f in fakes.server.fakes if family in f.families)
+        yield fakes, PROVIDERS[family].with_config(timeout=5,
+                                                   **fake.config(fakes.server.base_url))
+    finally:
+        fakes.stop()
+
+
 def pushed(family: str, prompt: str = "ok1", images: list[str] | None = None,
            expected: int = 1) -> tuple[str, list[Received], Provider]:
     """Submit through the family's fake with a callback URL; (task id, what the fake POSTed
     to it, the adapter) once ``expected`` requests arrived."""
-    fakes, listener = start_in_thread(), Listener()
+    listener = Listener()
     try:
-        fakes.state.callback_delay = 0.05
-        fake = next(f for f in fakes.server.fakes if family in f.families)
-        provider = PROVIDERS[family].with_config(timeout=5, **fake.config(fakes.server.base_url))
-        model = next(m for m in MODELS.values() if m.family == family)
-        task_id = provider.submit(model, spec(model.qualified, images).model_copy(
-            update={"prompt": prompt}), f"{listener.url}/callbacks/{family}?token=t")
-        deadline = time.monotonic() + 5
-        while len(listener.received) < expected and time.monotonic() < deadline:
-            time.sleep(0.02)
+        with against_fake(family) as (_, provider):
+            model = next(m for m in MODELS.values() if m.family == family)
+            task_id = provider.submit(model, spec(model.qualified, images).model_copy(
+                update={"prompt": prompt}), f"{listener.url}/callbacks/{family}?token=t")
+            deadline = time.monotonic() + 5
+            while len(listener.received) < expected and time.monotonic() < deadline:
+                time.sleep(0.02)
         return task_id, list(listener.received), provider
     finally:
         listener.stop()
-        fakes.stop()

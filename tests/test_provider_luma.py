@@ -134,9 +134,9 @@ VIDEO = "https://storage.cdn-luma.com/dream_machine/abc/video.mp4"
     pytest.param("error_not_found", 500, TransientError, id="[COMPOSED] 500"),
     pytest.param("error_validation", 422, TransientError, id="[COMPOSED] 422 while polling"),
 ])
-def test_every_recorded_answer_gives_its_verdict(name: str, status: int, expected: object
-                                                 ) -> None:
-    expect(adapter(), answer(status, fixture("luma", name)), expected)  # type: ignore[arg-type]
+def test_every_recorded_answer_gives_its_verdict(name: str, status: int,
+                                                 expected: object) -> None:
+    expect(adapter(), answer(status, fixture("luma", name)), expected)
 
 
 def test_a_page_that_is_not_json_is_transient() -> None:

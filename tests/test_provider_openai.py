@@ -331,3 +331,21 @@ def test_the_fakes_project_webhook_can_be_set_over_http(fakes: FakeProvider) -> 
     finally:
         requests.post(url, json={"url": None}, timeout=5)
     assert fake.webhook_url is None
+
+
+def test_polling_relaxes_only_when_this_deployment_receives_the_webhooks(
+    settings: Any,
+) -> None:
+    """OpenAI's webhooks are set up in its dashboard, not per request: without the secret
+    nobody will call back, so the job keeps the normal poll schedule."""
+    from videopoll.polling import callback_url_for
+    from videopoll.runtime import build_runtime
+
+    base = settings.model_copy(update={"public_base_url": "https://vp.example"})
+    without = build_runtime(base.model_copy(update={"providers": {"openai": {
+        "base_url": BASE, "api_key": KEY}}}))
+    assert not without.provider("openai").will_push()
+    assert callback_url_for(without, "openai") is None
+    with_secret = build_runtime(base.model_copy(update={"providers": {"openai": {
+        "base_url": BASE, "api_key": KEY, "webhook_secret": WEBHOOK_SECRET}}}))
+    assert callback_url_for(with_secret, "openai") == "https://vp.example/callbacks/openai"

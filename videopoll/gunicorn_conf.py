@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 from typing import Any
 
 # gunicorn ships no type hints
@@ -49,22 +50,28 @@ def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: st
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
+# The master's hooks must not import prometheus_client (nor anything that imports ``ssl``):
+# workers are forked from the master and patch ``ssl`` for gevent only after the fork, and an
+# ``ssl`` imported before that makes botocore's SSL context recurse until the worker dies
+# (gevent's "monkey-patch ssl before it is imported" rule). So the two multiprocess chores are
+# done here with the standard library, as prometheus_client's own helpers do them.
 def on_starting(server: Any) -> None:
-    from videopoll.metrics import prepare_multiproc_dir
     from videopoll.settings import load_settings
 
     folder = load_settings().prometheus_multiproc_dir
-    if folder:
-        prepare_multiproc_dir(folder)
+    if folder:  # a fresh run: earlier files' pids may be reused
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink(missing_ok=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from videopoll.metrics import process_exited
     from videopoll.settings import load_settings
 
     folder = load_settings().prometheus_multiproc_dir
-    if folder:
-        process_exited(worker.pid, folder)
+    if folder:  # prometheus_client.multiprocess.mark_process_dead: its live gauges go
+        for live in Path(folder).glob(f"gauge_live*_{worker.pid}.db"):
+            live.unlink(missing_ok=True)
 
 
 class ApiWorker(GeventWorker):  # type: ignore[misc]

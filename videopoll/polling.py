@@ -227,7 +227,7 @@ def callback_url_for(rt: Runtime, family: str) -> str | None:
     """Where the provider should push, when this service is reachable and the family pushes."""
     base = rt.settings.public_base_url
     provider = rt.provider(family)
-    if not base or not provider.pushes_callbacks:
+    if not base or not provider.will_push():
         return None
     url = f"{base.rstrip('/')}/callbacks/{family}"
     secret = rt.settings.secret("callback_url_secret")

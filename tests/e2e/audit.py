@@ -39,6 +39,7 @@ class Audit:
     duplicates: dict[str, list[str]] = field(default_factory=dict)  # what → jobs twice
     extra_polls: dict[str, int] = field(default_factory=dict)  # job → provider calls - attempts
     redownloads: int = 0
+    resent: dict[str, int] = field(default_factory=dict)  # retried sends a receiver can spot
 
     @property
     def duplicate_count(self) -> int:
@@ -99,16 +100,13 @@ def audit(stack: Stack, jobs: list[Submitted], polls: dict[str, int],
     stored = Counter(p.stem for p in (stack.workdir / "videos").rglob("job_*.mp4"))
     counts = {"user messages": sent, "analytics rows": rows, "stored videos": stored}
     if callbacks is not None:
-        counts["callbacks"] = Counter(_callback_job(r.body) for r in callbacks.received)
+        # a resend carries the same webhook-id (the receiver drops it); two ids are two events
+        ids_seen = [r.headers.get("webhook-id", r.headers.get("Webhook-Id", ""))
+                    for r in callbacks.received]
+        counts["callbacks"] = Counter(i.split(".")[0] for i in set(ids_seen))
+        result.resent["callbacks (same webhook-id)"] = len(ids_seen) - len(set(ids_seen))
     for what, counter in counts.items():
         twice = sorted(j for j, n in counter.items() if j in ids and n > 1)
         if twice:
             result.duplicates[what] = twice
     return result
-
-
-def _callback_job(body: bytes) -> str:
-    try:
-        return str(json.loads(body)["data"]["jobId"])
-    except (ValueError, KeyError, TypeError):
-        return ""

@@ -6,7 +6,7 @@ import time
 
 from flask import Flask
 
-from videopoll.api import errors, view, views
+from videopoll.api import errors, openapi, view, views
 from videopoll.logs import configure_logging
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings, load_settings
@@ -15,7 +15,7 @@ from videopoll.settings import Settings, load_settings
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     settings = settings or load_settings()
     configure_logging()
-    app = Flask("videopoll")
+    app = Flask("videopoll", static_folder=None)  # no static files: no /static/ route either
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["videopoll_started_at"] = time.time()  # /healthz: how long without a sweep
     app.extensions["videopoll"] = runtime or build_runtime(
@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     errors.register(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(view.bp)  # /jobs/<id>/view: its own auth (signed links)
+    app.register_blueprint(openapi.bp)  # /openapi.json and /docs
     return app
 
 

@@ -56,7 +56,8 @@ BODY_ERRORS = (400, 408, 413, 415, 422)
 
 def _responses(answers: dict[int, Json], *errors: int) -> Json:
     out: Json = {str(status): answer for status, answer in answers.items()}
-    for status in (*errors, "default"):
+    shared: tuple[int | str, ...] = (*errors, "default")
+    for status in shared:
         out[str(status)] = {"$ref": f"#/components/responses/{ERRORS[status][0]}"}
     return out
 
@@ -94,9 +95,9 @@ SUBMITTED = {202: {"description": "a new job", "content": _json("Accepted")},
                    "content": _json("JobView")}}
 VIEW_TOKEN = {"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
                "description": "the signed token of a `viewUrl` (instead of the bearer token)"}
-TEXT = {"text/plain": {"schema": {"type": "string"}}}
-HTML = {"text/html": {"schema": {"type": "string"}}}
-ANY_JSON = {"application/json": {"schema": {}}}
+TEXT: Json = {"text/plain": {"schema": {"type": "string"}}}
+HTML: Json = {"text/html": {"schema": {"type": "string"}}}
+ANY_JSON: Json = {"application/json": {"schema": {}}}
 
 
 def paths() -> Json:

@@ -223,7 +223,9 @@ def provider_callback(family: str) -> ResponseReturnValue:
         raise ApiError(404, "not_found", f"no provider family {family!r}")
     provider = rt.provider(family)
     _check_callback_token(rt, family, provider.signs_callbacks)
-    raw, body = raw_json(max(rt.settings.max_body_bytes, CALLBACK_MAX_BYTES))
+    limit = max(rt.settings.max_body_bytes, CALLBACK_MAX_BYTES)
+    request.max_content_length = limit  # this route only: the app-wide cap is for submits
+    raw, body = raw_json(limit)
     req = CallbackRequest(raw=raw, body=body,
                           headers={k.lower(): v for k, v in request.headers.items()},
                           query=request.args.to_dict(), now=time.time())

@@ -20,7 +20,7 @@ import requests
 
 from videopoll.bench import wrk
 from videopoll.bench.client import Client
-from videopoll.bench.procs import Proc, processes
+from videopoll.bench.procs import processes
 from videopoll.bench.report import Row, below
 
 INTERVAL = 60.0
@@ -105,5 +105,3 @@ def _lost(db: redis.Redis, fake_url: str, now: float) -> tuple[int, float]:
     mean = sum(polls.values()) / max(len(keys), 1)
     return never + len(due), mean
 
-
-__all__ = ["INTERVAL", "Proc", "measure"]

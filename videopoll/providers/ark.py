@@ -77,9 +77,6 @@ class ArkTaskNormalizer(TaskStateNormalizer):
     # "Task timed out" before it ran (execution_expires_after, default 48 h)
     EXPIRED = frozenset({"expired"})
 
-    def task(self, body: Any) -> dict[str, Any] | None:
-        return body if isinstance(body, dict) and as_str(body.get("id")) else None
-
     def urls(self, task: dict[str, Any]) -> list[str]:
         return http_urls(as_dict(task.get("content")).get("video_url"))
 

@@ -202,6 +202,12 @@ class Provider(abc.ABC):
         """
         raise CallbackRejected(404, f"{self.family} does not send callbacks")
 
+    def will_push(self) -> bool:
+        """Whether this account will call back, so polling may relax to a safety net. A
+        family whose webhooks are configured outside the request (OpenAI's dashboard) says so
+        only when its webhook secret is set."""
+        return self.pushes_callbacks
+
     def download_headers(self, url: str) -> dict[str, str]:
         """Headers the output download needs (OpenAI's ``/content`` wants the key). Sent only
         to ``url``'s own origin: ``download.stream`` drops them on a cross-origin redirect."""

@@ -50,9 +50,6 @@ class LumaGenerationNormalizer(TaskStateNormalizer):
     SUCCEEDED = frozenset({"completed"})
     FAILED = frozenset({"failed"})
 
-    def task(self, body: Any) -> dict[str, Any] | None:
-        return body if isinstance(body, dict) and as_str(body.get("id")) else None
-
     def urls(self, task: dict[str, Any]) -> list[str]:
         # assets.video is the result; progress_video is a preview and never the output
         return http_urls(as_dict(task.get("assets")).get("video"))
@@ -73,7 +70,6 @@ class LumaProvider(RestProvider):
     status_limit = Limit(rate=2.0, burst=5)
     submit_limit = Limit(rate=0.2, burst=3)
     chain: ClassVar[tuple[Normalizer, ...]] = (LumaGenerationNormalizer(), *LAST_RESORT)
-    callback_ids = (("id",), ("generation", "id"))
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
         body: dict[str, Any] = {

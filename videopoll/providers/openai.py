@@ -191,6 +191,11 @@ class OpenAIProvider(Provider):
             return PermanentError(ErrorCode.INSUFFICIENT_CREDITS, text)
         return http_error(resp, stage, text, moderation=is_moderation)
 
+    def will_push(self) -> bool:
+        # webhooks are set up per project in OpenAI's dashboard; only a configured secret
+        # says this deployment receives them, so polling stays at its normal pace otherwise
+        return self.config.secret("webhook_secret") is not None
+
     def callback(self, req: CallbackRequest) -> CallbackOutcome:
         """``video.completed`` / ``video.failed`` events name the video in ``data.id``.
 

@@ -90,7 +90,8 @@ class TaskStateNormalizer(Normalizer):
     EXPIRED: ClassVar[frozenset[str]] = frozenset()
 
     def task(self, body: Any) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """The task object in ``body``; by default the body itself when it has an ``id``."""
+        return body if isinstance(body, dict) and as_str(body.get("id")) else None
 
     def urls(self, task: dict[str, Any]) -> list[str]:
         raise NotImplementedError
@@ -187,11 +188,3 @@ class RestProvider(Provider):
         except TransientError:
             return False
         return 200 <= resp.http_status < 300 and self.body_error(resp, "status") is None
-
-
-def message_at(body: Any, *paths: tuple[str, ...]) -> str:
-    """The first non-empty string among ``paths`` of ``body``."""
-    for path in paths:
-        if text := as_str(dig(body, *path)):
-            return text
-    return ""

@@ -47,8 +47,9 @@ RATIOS = {"16:9": "1280:720", "9:16": "720:1280", "4:3": "1104:832", "3:4": "832
 _MODERATION = re.compile(r"safety|moderat|content polic", re.IGNORECASE)
 _CREDITS = re.compile(r"credit", re.IGNORECASE)
 
-# The bare ``runway-gen4`` is this family's (KIE's is ``kie_runway:runway-gen4``). gen4_turbo
-# is image-to-video only (one ``promptImage``); gen4.5 takes text or an image [DOC]. Both take
+# The bare ``runway-gen4`` is this family's (KIE's is ``kie_runway:runway-gen4``). §8 names both
+# model ids; gen4_turbo is image-to-video only (one ``promptImage``) while gen4.5 also serves
+# ``/text_to_video`` (Runway's model pages, not providers.md: [3P] here). Both take
 # duration 5 or 10 here: gen4.5's wider range is [UNCONFIRMED]. gen4.5 is listed first so a
 # text-only caller (the contract test) gets a model that needs no image.
 MODELS = (
@@ -64,7 +65,7 @@ MODELS = (
 def failure_code(code: str, failure: str) -> ErrorCode:
     """Taxonomy code of a FAILED task's ``failureCode`` (task-failures page, §8)."""
     upper = code.upper()
-    if upper.startswith("SAFETY.") or ".SAFETY." in f".{upper}.":  # INPUT_PREPROCESSING.SAFETY
+    if ".SAFETY." in f".{upper}.":  # SAFETY.INPUT.*, SAFETY.OUTPUT.*, INPUT_PREPROCESSING.SAFETY.*
         return ErrorCode.MODERATION_REJECTED
     if upper.startswith("ASSET."):
         return ErrorCode.ASSET_FETCH_FAILED

@@ -11,6 +11,7 @@ from videopoll.errors import (
     PermanentError,
     SubmitOutcomeUnknownError,
     TransientError,
+    VideopollError,
 )
 from videopoll.models import ErrorCode, GenerationSpec, PollResult, ProviderResponse
 from videopoll.normalizers import guarded, json_body, run_chain, sample_of
@@ -25,7 +26,7 @@ from videopoll.providers.base import (
     same_origin,
     task_id_from,
 )
-from videopoll.providers.fal.shapes import CHAIN, result_fault
+from videopoll.providers.fal.shapes import CHAIN, failure_of, result_fault
 from videopoll.providers.fal.webhook import WebhookKeys
 from videopoll.providers.fields import as_dict, as_str, dig
 from videopoll.ratelimit import Limit
@@ -36,6 +37,8 @@ _SEG = r"[A-Za-z0-9_.-]+"
 _TASK = re.compile(rf"(?P<app>{_SEG}/{_SEG})/requests/(?P<request>{_SEG})")
 # fal locks an account whose balance ran out with a 403 "Exhausted balance" [3P]
 _BALANCE = re.compile(r"balance|credit|billing", re.IGNORECASE)
+_REFUSALS = (ErrorCode.MODERATION_REJECTED, ErrorCode.ASSET_FETCH_FAILED,
+             ErrorCode.VALIDATION_FAILED)
 
 
 class FalConfig(ProviderConfig):
@@ -135,10 +138,7 @@ class FalProvider(Provider):
         resp = self.request("POST", f"/{model.remote_id}", json=model_input(model, spec),
                             params=params, creates_task=True)
         if not 200 <= resp.http_status < 300:
-            if resp.http_status in (402, 403) and _BALANCE.search(resp.text_sample):
-                raise PermanentError(ErrorCode.INSUFFICIENT_CREDITS, resp.text_sample[:300])
-            raise http_error(resp, "submit",
-                             moderation=lambda text: "content_policy_violation" in text)
+            raise _refusal(resp)
         body = as_dict(resp.body)
         request_id = task_id_from(body.get("request_id"), resp.text_sample)
         return self._task_from(as_str(body.get("status_url")), app, request_id)
@@ -208,6 +208,18 @@ class FalProvider(Provider):
         if request_id != signed_request:
             raise CallbackRejected(400, "the webhook's body and signature name other requests")
         return CallbackOutcome(task_id=callback_task(task))
+
+
+def _refusal(resp: ProviderResponse) -> VideopollError:
+    """What a non-2xx submit answer means. A typed 400/422 (``detail[].type``) says why the
+    input was refused (moderation, an image fal could not fetch, validation); the rest is the
+    plain REST table, 5xx included: outcome unknown."""
+    found = failure_of(resp.body)
+    if resp.http_status in (400, 422) and found is not None and found[0] in _REFUSALS:
+        return PermanentError(found[0], found[1])
+    if resp.http_status in (402, 403) and _BALANCE.search(resp.text_sample):
+        return PermanentError(ErrorCode.INSUFFICIENT_CREDITS, resp.text_sample[:300])
+    return http_error(resp, "submit")
 
 
 def _judge(resp: ProviderResponse) -> PollResult:

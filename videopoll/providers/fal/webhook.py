@@ -25,6 +25,7 @@ JWKS_TTL = 24 * 3600.0  # "cache ≤ 24 h"
 JWKS_REFRESH = 300.0  # an unverified signature refetches (key rotation) at most this often
 JWKS_TIMEOUT = (3.0, 5.0)  # connect, read: a webhook answer must not wait long on fal's keys
 HEADERS = ("request-id", "user-id", "timestamp", "signature")
+SIGNATURE_BYTES = 64
 
 
 def signed_message(request_id: str, user_id: str, timestamp: str, raw: bytes) -> bytes:
@@ -57,6 +58,8 @@ class WebhookKeys:
         except ValueError:
             raise CallbackRejected(401, "malformed X-Fal-Webhook-Timestamp or -Signature"
                                    ) from None
+        if len(raw_signature) != SIGNATURE_BYTES:  # cheap checks before any key fetch
+            raise CallbackRejected(401, "X-Fal-Webhook-Signature is not an Ed25519 signature")
         if not abs(req.now - sent_at) <= max_age:
             raise CallbackRejected(401, "the webhook's timestamp is too old (or in the future)")
         message = signed_message(request_id, user_id, stamp, req.raw)

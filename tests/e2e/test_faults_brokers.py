@@ -1,0 +1,150 @@
+"""The stack on both brokers: the flows, a SIGTERM'd worker's countdowns, a broker cut off.
+
+The job store is Redis either way. ``redis``: the broker is the store's own Redis; ``amqp``:
+a private vhost on the machine's RabbitMQ (see ``brokers.py``).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.e2e.brokers import RabbitVhosts, TcpGate
+from tests.e2e.reliability import record
+from tests.e2e.stack import Stack
+from videopoll.fake_provider import FakeProvider
+
+pytestmark = pytest.mark.faults
+
+
+def submit(stack: Stack, scenario: str, model: str = "veo3") -> str:
+    body = {"sessionId": "u", "taskId": f"{scenario}_{uuid.uuid4().hex[:8]}", "model": model}
+    resp = stack.post("/webhook/poll-video", body)
+    assert resp.status_code == 202, resp.text
+    job_id: str = resp.json()["jobId"]
+    return job_id
+
+
+def sent_to_user(stack: Stack, job_id: str) -> int:
+    return sum(1 for line in stack.notifications() if job_id in line)
+
+
+def test_flows_end_the_same_on_each_broker(
+    broker_stack: Callable[..., Stack], fake: FakeProvider
+) -> None:
+    stack = broker_stack()
+    ok, market, refused = submit(stack, "veo_ok2"), submit(stack, "market_ok2", "sora-2"), \
+        submit(stack, "veo_moderation1")
+    generated = stack.post("/jobs", {"sessionId": "g", "model": "veo3_fast",
+                                     "prompt": "a paper boat (ok1)"}).json()["jobId"]
+    never = submit(stack, "veo_never")
+    stack.wait_until(lambda: stack.job(never)["attempts"] >= 2, 20, "the never job polled")
+    assert stack.post(f"/jobs/{never}/cancel", {}).status_code == 200
+
+    ends = {job: stack.wait_terminal(job) for job in (ok, market, refused, generated)}
+
+    assert [(v["status"], v["errorCode"]) for v in ends.values()] == [
+        ("succeeded", None), ("succeeded", None), ("failed", "moderation_rejected"),
+        ("succeeded", None)]
+    assert ends[ok]["attempts"] == 3 == fake.stats()["polls"][ends[ok]["providerTaskId"]]
+    assert requests.get(ends[ok]["outputUrl"], timeout=10).content[4:8] == b"ftyp"
+    assert stack.job(never)["status"] == "canceled"
+    for job in [*ends, never]:
+        stack.wait_until(lambda j=job: sent_to_user(stack, j) == 1, 10, f"{job}'s one message")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker_stack", ["amqp"], indirect=True)  # redis: test_resilience
+def test_sigterm_hands_countdown_messages_back_on_rabbitmq(
+    broker_stack: Callable[..., Stack], fake: FakeProvider
+) -> None:
+    """RabbitMQ requeues what a closed channel held unacked: nothing waits for a timeout."""
+    stack = broker_stack(POLL_SCHEDULE="0.1,30", SWEEP_GRACE_SECONDS="300")
+    fake.reset()
+    jobs = [submit(stack, "veo_never") for _ in range(5)]
+    stack.wait_until(lambda: fake.stats()["total_polls"] >= 5, 20, "first polls")
+    stack.wait_until(lambda: stack.received("videopoll.poll_job") >= 10, 20,
+                     "the 30 s countdowns held by the worker")
+
+    started = time.monotonic()
+    assert stack.stop_process("worker1", signal.SIGTERM, timeout=40) == 0
+    stopped_in = time.monotonic() - started
+    stack.start_worker()
+    stack.wait_until(lambda: stack.log("worker2").count("videopoll.poll_job[") >= 5, 15,
+                     "the second worker to receive the held countdown messages")
+    handed_over = time.monotonic() - started
+
+    record("SIGTERM to a worker holding countdowns [amqp]",
+           "5 jobs whose next poll is 30 s away (held unacked by the worker); SIGTERM, then a "
+           "new worker", {"jobs lost": 0, "worker exit (s)": round(stopped_in, 1),
+                          "held polls on the new worker (s)": round(handed_over, 1)})
+    assert len(jobs) == 5
+
+
+def gated_broker_url(stack_broker: str, request: pytest.FixtureRequest) -> tuple[TcpGate, str]:
+    """A broker URL whose connections pass through a gate the test can close."""
+    if stack_broker == "amqp":
+        rabbit: RabbitVhosts = request.getfixturevalue("rabbit")
+        gate = TcpGate("127.0.0.1", 5672).open()
+        return gate, rabbit.new_url(port=gate.port)
+    own = urlsplit(request.getfixturevalue("redis_server"))
+    gate = TcpGate("127.0.0.1", own.port or 6379).open()
+    return gate, f"redis://127.0.0.1:{gate.port}/13"
+
+
+def health(stack: Stack) -> tuple[int, dict[str, object]]:
+    resp = requests.get(f"{stack.api}/healthz", timeout=15)
+    return resp.status_code, resp.json()
+
+
+@pytest.mark.slow
+def test_broker_cut_off_then_back_every_accepted_job_finishes(
+    broker_stack: Callable[..., Stack], request: pytest.FixtureRequest
+) -> None:
+    broker = request.node.callspec.params["broker_stack"]
+    gate, url = gated_broker_url(broker, request)
+    try:
+        stack = broker_stack(BROKER_URL=url)
+        before = submit(stack, "veo_ok6")  # in flight when the broker goes
+        stack.wait_until(lambda: stack.job(before)["attempts"] >= 1, 20, "first poll")
+
+        gate.close()
+        started = time.monotonic()
+        resp = stack.post("/webhook/poll-video", {"sessionId": "o", "model": "veo3",
+                                                  "taskId": f"veo_ok2_{uuid.uuid4().hex[:8]}"})
+        answered_in = time.monotonic() - started
+        # the record is stored, so the job is accepted: the sweeper enqueues it later
+        assert resp.status_code == 202, resp.text
+        during = resp.json()["jobId"]
+        code, body = health(stack)
+        assert code == 503 and str(body["checks"]["broker"]).startswith("error"), body  # type: ignore[index]
+        assert body["checks"]["redis"] == "ok"  # type: ignore[index]
+        time.sleep(3)  # workers and beat are cut off: they retry, they do not exit
+
+        gate.open()
+        reopened = time.monotonic()
+        ends = [stack.wait_terminal(job, 90) for job in (before, during)]
+        recovered = time.monotonic() - reopened
+        assert [v["status"] for v in ends] == ["succeeded", "succeeded"], ends
+        stack.wait_until(lambda: health(stack)[0] == 200, 30, "healthz back to 200")
+        after = submit(stack, "veo_ok1")
+        assert stack.wait_terminal(after, 60)["status"] == "succeeded"
+        exited = {n: p.returncode for n, p in stack.procs.items() if p.poll() is not None}
+        assert exited == {}, exited
+        for job in (before, during, after):
+            stack.wait_until(lambda j=job: sent_to_user(stack, j) == 1, 10, "one message")
+    finally:
+        gate.close()
+    record(f"broker unreachable, then back [{broker}]",
+           "connections to the broker cut (a TCP gate closed) with a job in flight; one job "
+           "submitted during the cut; the gate reopened after 3 s",
+           {"jobs lost": 0, "duplicates": 0, "submit answer during the cut": "202 (stored)",
+            "submit answered in (s)": round(answered_in, 2),
+            "/healthz during the cut": "503 broker: error",
+            "both jobs done after reopening (s)": round(recovered, 1)})
