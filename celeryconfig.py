@@ -57,6 +57,11 @@ worker_prefetch_multiplier = 4
 # the on-idle switch, re-queues the countdown messages it holds instead of sitting on them.
 worker_soft_shutdown_timeout = 10.0
 worker_enable_soft_shutdown_on_idle = True
+# Off: on a broker connection loss Celery would "cancel" every running late-ack task, and the
+# threads pool cannot terminate a job (TaskPool.terminate_job raises NotImplementedError), so
+# the worker died with "Unrecoverable error" whenever the broker blinked mid-task
+# (test_faults_brokers). A task left running finishes; its ack fails with the old channel and
+# the message comes back, which the fences and stage markers make harmless.
 worker_cancel_long_running_tasks_on_connection_loss = True
 task_time_limit = 15 * 60
 task_soft_time_limit = 14 * 60

@@ -4,6 +4,8 @@ them: through the real poll, delivery and sweep functions against the fake provi
 from __future__ import annotations
 
 import io
+import json
+import re
 import subprocess
 import sys
 import time
@@ -256,3 +258,24 @@ def test_multiprocess_mode_adds_up_every_process(settings: Settings, tmp_path: P
             metrics.process_exited(int(pid_file.stem.split("_")[1]), str(folder))
         # a worker that exits keeps its counts in the sum
         assert at(scrape(client), "videopoll_rate_limited_total", **labels) == 5
+
+
+DASHBOARD = Path(__file__).parents[1] / "examples" / "grafana" / "videopoll.json"
+SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
+                   "gauge": ("",)}
+
+
+def test_the_dashboard_charts_every_metric_and_only_real_ones(worker: Runtime) -> None:
+    m = metrics._metrics()
+    recorded = [x for v in vars(m).values() for x in (v.values() if isinstance(v, dict) else [v])]
+    families = [f for metric in recorded for f in metric.describe()]
+    families += list(metrics.StoreCollector(worker.store).collect())
+    exported = {f.name + suffix for f in families for suffix in SAMPLE_SUFFIXES[f.type]}
+
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    charted = {name for expr in exprs for name in re.findall(r"videopoll_\w+", expr)}
+    assert charted <= exported, charted - exported
+    uncharted = {f.name for f in families
+                 if not charted & {f.name + suffix for suffix in SAMPLE_SUFFIXES[f.type]}}
+    assert not uncharted, "no panel shows these"

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from flask.testing import FlaskClient
 from pydantic import SecretStr
 
-from tests.test_kie_adapters import _closed_port, _Silent, silent  # noqa: F401 - a fixture
+from tests.test_kie_adapters import _closed_port, _Silent
+from tests.test_kie_adapters import silent as silent  # a fixture the tests below use
 from tests.test_store import make_job
 from videopoll.api import create_app
 from videopoll.download import stream
@@ -287,7 +289,8 @@ def _callback(api: FlaskClient, crt: Runtime, fakes: FakeProvider, family: str,
     token = callback_url_token(URL_SECRET, family)
     if forged and not provider.signs_callbacks:
         token = "0" * len(token)
-    query = "" if provider.signs_callbacks else f"?token={token}"
+    params = {**out.query, **({} if provider.signs_callbacks else {"token": token})}
+    query = f"?{urlencode(params)}" if params else ""
     resp = api.post(f"/callbacks/{family}{query}", data=out.raw, headers=out.headers,
                     content_type="application/json")
     return resp.status_code, resp.get_json(), job.job_id

@@ -29,7 +29,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -66,6 +73,7 @@ class _Metrics:
     """The metric objects, built on first use (nothing is registered at import)."""
 
     def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``_created`` twins
         job = ["family", "model"]
         self.submitted = Counter("videopoll_jobs_submitted", "Submissions the API accepted; "
                                  "created=false is a repeat that returned the existing job",

@@ -149,7 +149,7 @@ def run(n8n: str, workdir: Path) -> dict[str, Any]:
                 answer = requests.post(f"{base}/webhook/videopoll-start", timeout=30, json={
                     "sessionId": "n8n-e2e", "taskId": task_id, "model": model})
                 got = wait_for(f"the {task_id} execution to finish",
-                               lambda b=before: execution(db, b), 120)  # type: ignore[misc]
+                               lambda b=before: execution(db, b), 120)
                 ran = got["runData"].get(node) or [{}]
                 out = ran[-1].get("data", {}).get("main", [[{}]])[0][0].get("json", {})
                 results.append({"taskId": task_id, "trigger": answer.status_code,

@@ -110,9 +110,12 @@ def test_broker_cut_off_then_back_every_accepted_job_finishes(
     broker = request.node.callspec.params["broker_stack"]
     gate, url = gated_broker_url(broker, request)
     try:
-        stack = broker_stack(BROKER_URL=url)
-        before = submit(stack, "veo_ok6")  # in flight when the broker goes
-        stack.wait_until(lambda: stack.job(before)["attempts"] >= 1, 20, "first poll")
+        stack = broker_stack(BROKER_URL=url, PROVIDER_TIMEOUT_SECONDS="10")
+        # a task is running when the broker goes: the fake answers this submit after 4 s
+        before = stack.post("/jobs", {"sessionId": "b", "model": "veo3_fast",
+                                      "prompt": "a kite (slowreply4)"}).json()["jobId"]
+        stack.wait_until(lambda: stack.received("videopoll.poll_job") >= 1, 20, "the submit")
+        time.sleep(1.0)
 
         gate.close()
         started = time.monotonic()
@@ -142,8 +145,8 @@ def test_broker_cut_off_then_back_every_accepted_job_finishes(
     finally:
         gate.close()
     record(f"broker unreachable, then back [{broker}]",
-           "connections to the broker cut (a TCP gate closed) with a job in flight; one job "
-           "submitted during the cut; the gate reopened after 3 s",
+           "connections to the broker cut (a TCP gate closed) while a worker runs a 4 s "
+           "provider call; one job submitted during the cut; the gate reopened after 3 s",
            {"jobs lost": 0, "duplicates": 0, "submit answer during the cut": "202 (stored)",
             "submit answered in (s)": round(answered_in, 2),
             "/healthz during the cut": "503 broker: error",

@@ -69,10 +69,12 @@ def text_reply(status: int, text: str, content_type: str = "text/html") -> FakeR
 
 @dataclass(frozen=True)
 class Outbound:
-    """A callback the fake sends (or hands a test): headers and the exact body bytes."""
+    """A callback the fake sends (or hands a test): headers and the exact body bytes, and the
+    query parameters the callback URL carried (fal's ``app``, which our adapter added)."""
 
     headers: dict[str, str]
     raw: bytes
+    query: dict[str, str] = field(default_factory=dict)
 
 
 class FakeState:

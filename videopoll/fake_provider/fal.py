@@ -194,4 +194,5 @@ class FalFake(FakeFamily):
         signature = signer.sign(signed_message(request_id, USER_ID, stamp, raw)).hex()
         return Outbound({"X-Fal-Webhook-Request-Id": request_id,
                          "X-Fal-Webhook-User-Id": USER_ID, "X-Fal-Webhook-Timestamp": stamp,
-                         "X-Fal-Webhook-Signature": signature}, raw)
+                         "X-Fal-Webhook-Signature": signature}, raw,
+                        {"app": task_id.split("/requests/", 1)[0]})

@@ -209,16 +209,30 @@ class Provider(abc.ABC):
         return self.pushes_callbacks
 
     def download_headers(self, url: str) -> dict[str, str]:
-        """Headers the output download needs (OpenAI's ``/content`` wants the key). Sent only
-        to ``url``'s own origin: ``download.stream`` drops them on a cross-origin redirect."""
-        return {}
+        """Headers the output download needs: the key, for an output the API serves itself
+        (OpenAI's ``/content``, Gemini's files), and nothing for any other host, so a key is
+        never handed to a CDN or a signed storage link (``download.stream`` also drops them
+        on a cross-origin redirect)."""
+        return self.auth_headers() if same_origin(url, self.base_url) else {}
 
     # --- shared plumbing ------------------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        """What proves who we are to the API; families with another scheme override it (fal's
+        ``Key``, Gemini's ``x-goog-api-key``, Kling's signed JWT)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
     def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        return headers
+        return {"Content-Type": "application/json", "Accept": "application/json",
+                **self.auth_headers()}
+
+    def best_effort(self, method: str, path: str) -> ProviderResponse | None:
+        """One request whose failure costs nothing (a cancel): the 2xx answer, or ``None`` for
+        a refusal or a network fault."""
+        try:
+            resp = self.request(method, path)
+        except TransientError:
+            return None
+        return resp if 200 <= resp.http_status < 300 else None
 
     def request(
         self, method: str, path: str, *, creates_task: bool = False,

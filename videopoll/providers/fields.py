@@ -37,7 +37,7 @@ def as_int(value: Any) -> int | None:
 def as_progress(value: Any, scale: float = 1.0) -> int | None:
     """0 to 100 from an int, a float (45.5) or a numeric string, rounded half up.
 
-    ``scale`` turns a fraction into percent (Runway's ``progress`` is 0–1: pass 100).
+    ``scale`` turns a fraction into percent (Runway's ``progress`` is 0 to 1: pass 100).
     """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None

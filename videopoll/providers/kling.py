@@ -175,17 +175,15 @@ class KlingProvider(RestProvider):
     submit_limit = Limit(rate=0.2, burst=3)
     chain: ClassVar[tuple[Normalizer, ...]] = (KlingTaskNormalizer(), *LAST_RESORT)
 
-    def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    def auth_headers(self) -> dict[str, str]:
         access = getattr(self.config, "access_key", "")
         secret = self.config.secret("secret_key")
         if isinstance(access, str) and access and secret:
             now = int(time.time())
             claims = {"iss": access, "exp": now + TOKEN_SECONDS, "nbf": now - 5}
-            headers["Authorization"] = f"Bearer {hs256_token(claims, secret)}"
-        elif self.api_key:  # a ready-made token (a gateway that speaks Kling's API)
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        return headers
+            return {"Authorization": f"Bearer {hs256_token(claims, secret)}"}
+        # a ready-made token (a gateway that speaks Kling's API)
+        return super().auth_headers()
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
         images = spec.image_urls[:2]

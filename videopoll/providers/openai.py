@@ -44,7 +44,6 @@ from videopoll.providers.base import (
     Stage,
     callback_task,
     http_error,
-    same_origin,
     task_id_from,
 )
 from videopoll.providers.fields import as_dict, as_progress, as_str, as_text, dig
@@ -209,7 +208,3 @@ class OpenAIProvider(Provider):
             return CallbackOutcome()
         return CallbackOutcome(task_id=callback_task(dig(req.body, "data", "id")))
 
-    def download_headers(self, url: str) -> dict[str, str]:
-        if self.api_key and same_origin(url, self.base_url):
-            return {"Authorization": f"Bearer {self.api_key}"}
-        return {}

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from videopoll.errors import TransientError, VideopollError
+from videopoll.errors import VideopollError
 from videopoll.models import ErrorCode, GenerationSpec, PollResult, PollState, ProviderResponse
 from videopoll.normalizers import (
     LAST_RESORT,
@@ -41,7 +41,6 @@ from videopoll.providers.base import (
     callback_task,
     http_error,
     parse_retry_after,
-    same_origin,
     task_id_from,
 )
 from videopoll.providers.fields import as_dict, as_str, as_text, dig, first_urls, http_urls
@@ -203,11 +202,8 @@ class ReplicateProvider(Provider):
         return guarded(resp, _judge)
 
     def cancel(self, task_id: str) -> bool:
-        try:
-            resp = self.request("POST", f"/predictions/{quote(task_id, safe='')}/cancel")
-        except TransientError:
-            return False
-        return 200 <= resp.http_status < 300
+        return self.best_effort("POST", f"/predictions/{quote(task_id, safe='')}/cancel") \
+            is not None
 
     def callback(self, req: CallbackRequest) -> CallbackOutcome:
         """The body is the prediction object; its ``id`` is the task ``submit`` returned."""
@@ -215,11 +211,6 @@ class ReplicateProvider(Provider):
                                  self.callback_max_age)
         return CallbackOutcome(task_id=callback_task(dig(req.body, "id")))
 
-    def download_headers(self, url: str) -> dict[str, str]:
-        # outputs on replicate.delivery are public; API-hosted files want the token
-        if self.api_key and same_origin(url, self.base_url):
-            return {"Authorization": f"Bearer {self.api_key}"}
-        return {}
 
 
 def _http_error(resp: ProviderResponse, stage: Stage) -> VideopollError:

@@ -21,7 +21,7 @@ import re
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from videopoll.errors import SubmitOutcomeUnknownError, TransientError, VideopollError
+from videopoll.errors import SubmitOutcomeUnknownError, VideopollError
 from videopoll.models import ErrorCode, PollResult, PollState, ProviderResponse
 from videopoll.normalizers import Normalizer, guarded, json_body, run_chain, sample_of, warn_unknown
 from videopoll.providers.base import (
@@ -31,7 +31,6 @@ from videopoll.providers.base import (
     Stage,
     callback_task,
     http_error,
-    same_origin,
     task_id_from,
 )
 from videopoll.providers.fields import as_str, dig
@@ -175,16 +174,8 @@ class RestProvider(Provider):
                 return value
         return None
 
-    def download_headers(self, url: str) -> dict[str, str]:
-        """The API's auth header, for an output served by the API itself (never elsewhere)."""
-        auth = self.headers().get("Authorization")
-        return {"Authorization": auth} if auth and same_origin(url, self.base_url) else {}
-
     def ask_cancel(self, path: str) -> bool:
         """``DELETE path``; True when the provider said yes. Best effort: a network fault is
         a no, and the job is canceled on our side whatever happens here."""
-        try:
-            resp = self.request("DELETE", path)
-        except TransientError:
-            return False
-        return 200 <= resp.http_status < 300 and self.body_error(resp, "status") is None
+        resp = self.best_effort("DELETE", path)
+        return resp is not None and self.body_error(resp, "status") is None

@@ -18,7 +18,7 @@ import re
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from videopoll.errors import PermanentError, TransientError
+from videopoll.errors import PermanentError
 from videopoll.models import ErrorCode, GenerationSpec, PollResult, PollState, ProviderResponse
 from videopoll.normalizers import (
     LAST_RESORT,
@@ -33,7 +33,6 @@ from videopoll.providers.base import (
     ModelInfo,
     Provider,
     http_error,
-    same_origin,
     task_id_from,
 )
 from videopoll.providers.fields import as_progress, as_str, as_text, http_urls
@@ -120,8 +119,8 @@ class RunwayProvider(Provider):
     submit_limit = Limit(rate=1.0, burst=5)
     can_cancel = True
 
-    def headers(self) -> dict[str, str]:
-        return {**super().headers(), "X-Runway-Version": API_VERSION}
+    def auth_headers(self) -> dict[str, str]:
+        return {**super().auth_headers(), "X-Runway-Version": API_VERSION}
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
         """POST /image_to_video or /text_to_video; Runway takes no callback URL."""
@@ -150,17 +149,7 @@ class RunwayProvider(Provider):
 
     def cancel(self, task_id: str) -> bool:
         """DELETE /tasks/{id} cancels a running task (and deletes a finished one)."""
-        try:
-            resp = self.request("DELETE", f"/tasks/{quote(task_id, safe='')}")
-        except TransientError:
-            return False
-        return 200 <= resp.http_status < 300
-
-    def download_headers(self, url: str) -> dict[str, str]:
-        # outputs are pre-signed links on another host; the key goes only to the API origin
-        if self.api_key and same_origin(url, self.base_url):
-            return {"Authorization": f"Bearer {self.api_key}", "X-Runway-Version": API_VERSION}
-        return {}
+        return self.best_effort("DELETE", f"/tasks/{quote(task_id, safe='')}") is not None
 
 
 def _judge(resp: ProviderResponse) -> PollResult:

@@ -10,7 +10,6 @@ from videopoll.errors import (
     CallbackRejected,
     PermanentError,
     SubmitOutcomeUnknownError,
-    TransientError,
     VideopollError,
 )
 from videopoll.models import ErrorCode, GenerationSpec, PollResult, ProviderResponse
@@ -23,7 +22,6 @@ from videopoll.providers.base import (
     ProviderConfig,
     callback_task,
     http_error,
-    same_origin,
     task_id_from,
 )
 from videopoll.providers.fal.shapes import CHAIN, failure_of, result_fault
@@ -124,11 +122,10 @@ class FalProvider(Provider):
         self.keys = WebhookKeys(self.session, str(getattr(self.config, "jwks_url", JWKS_URL)),
                                 str(getattr(self.config, "webhook_public_keys", "")))
 
-    def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Key {self.api_key}"  # fal's scheme, not Bearer
-        return headers
+    def auth_headers(self) -> dict[str, str]:
+        # fal's scheme, not Bearer; outputs are public CDN URLs (fal.media), and the key only
+        # ever goes to fal's API origin (``download_headers``)
+        return {"Authorization": f"Key {self.api_key}"} if self.api_key else {}
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
         if len(spec.image_urls) < model.min_images:
@@ -186,17 +183,7 @@ class FalProvider(Provider):
 
     def cancel(self, task_id: str) -> bool:
         """PUT …/cancel: 202 CANCELLATION_REQUESTED is a yes, 400 ALREADY_COMPLETED a no."""
-        try:
-            resp = self.request("PUT", f"{self._path(task_id)}/cancel")
-        except TransientError:
-            return False
-        return 200 <= resp.http_status < 300
-
-    def download_headers(self, url: str) -> dict[str, str]:
-        # outputs are public CDN URLs (fal.media); the key only ever goes to fal's API origin
-        if self.api_key and same_origin(url, self.base_url):
-            return {"Authorization": f"Key {self.api_key}"}
-        return {}
+        return self.best_effort("PUT", f"{self._path(task_id)}/cancel") is not None
 
     def callback(self, req: CallbackRequest) -> CallbackOutcome:
         """The signed webhook's task: ``?app=`` (ours, from submit) + the body's request id."""

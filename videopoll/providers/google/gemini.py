@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from videopoll.models import GenerationSpec, PollResult, ProviderResponse
 from videopoll.normalizers import LAST_RESORT, Normalizer, guarded
-from videopoll.providers.base import ModelInfo, Provider, ProviderConfig, same_origin
+from videopoll.providers.base import ModelInfo, Provider, ProviderConfig
 from videopoll.providers.fields import as_dict, as_list, dig, http_urls
 from videopoll.providers.google.operations import (
     GoogleConfig,
@@ -76,11 +76,8 @@ class GeminiProvider(Provider):
     submit_limit = Limit(rate=10 / 60, burst=2)
     status_limit = Limit(rate=1.0, burst=5)
 
-    def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["x-goog-api-key"] = self.api_key
-        return headers
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-goog-api-key": self.api_key} if self.api_key else {}  # never Bearer
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:
         # callback_url is ignored: the Gemini API has no webhooks (§5.1 [UNCONFIRMED])
@@ -102,7 +99,3 @@ class GeminiProvider(Provider):
     def normalize(self, resp: ProviderResponse) -> PollResult:
         return guarded(resp, lambda r: judge(r, CHAIN))
 
-    def download_headers(self, url: str) -> dict[str, str]:
-        if self.api_key and same_origin(url, self.base_url):
-            return {"x-goog-api-key": self.api_key}
-        return {}
