@@ -313,3 +313,25 @@ def test_models_lists_every_model_with_its_limits(client: FlaskClient) -> None:
                               "defaultDuration": 8, "pushCallbacks": True, "cancel": False}
     # a model two families serve is listed once per family, by the name that reaches it
     assert models["kie_market:kling-2.6"]["family"] == "kie_market"
+    assert models["kling-2.6"]["family"] == "kling"
+    families = {m["family"] for m in models.values()}
+    assert len(families) >= 10 and {"openai", "gemini", "vertex", "replicate", "fal", "runway",
+                                    "luma", "ark", "minimax", "kling"} <= families
+
+
+def test_an_unknown_model_is_422_listing_the_choices(client: FlaskClient) -> None:
+    resp = client.post("/jobs", json={**GOOD_GEN, "model": "veo9"})
+    assert resp.status_code == 422
+    [detail] = resp.get_json()["details"]
+    assert detail["field"] == "model"
+    for choice in ("veo3", "ray-2", "hailuo-02", "openai:sora-2", "fal-ai/veo3"):
+        assert choice in detail["reason"]
+
+
+def test_a_qualified_name_reaches_the_family_that_serves_it(app: Flask) -> None:
+    with app.test_client() as c:
+        resp = c.post("/jobs", json={**GOOD_GEN, "model": "kie_market:kling-2.6",
+                                     "durationSeconds": 5})
+    assert resp.status_code == 202, resp.text
+    job = app.extensions["videopoll"].store.get(resp.get_json()["jobId"])
+    assert (job.model, job.family) == ("kling-2.6", "kie_market")

@@ -27,11 +27,11 @@ __all__ = ["MODELS", "PROVIDERS", "ModelInfo", "Provider", "get_model", "model_f
            "supported_models", "validate_options"]
 
 PROVIDERS: dict[str, type[Provider]] = {
-    "gemini": GeminiProvider,
-    "vertex": VertexProvider,
     "kie_veo": KieVeoProvider,
     "kie_market": KieMarketProvider,
     "kie_runway": KieRunwayProvider,
+    "gemini": GeminiProvider,
+    "vertex": VertexProvider,
     "openai": OpenAIProvider,
     "replicate": ReplicateProvider,
     "fal": FalProvider,
