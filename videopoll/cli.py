@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--procfile", default="Procfile")
     demo.add_argument("--exit", action="store_true", help="stop the stack after the demo job")
 
-    fake = sub.add_parser("fake-provider", help="run the bundled fake KIE.ai server")
+    fake = sub.add_parser("fake-provider", help="run the bundled fake providers (every family)")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8099)
 

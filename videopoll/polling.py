@@ -68,7 +68,7 @@ def advance(rt: Runtime, job_id: str, token: int) -> Next:
     wait = rt.acquire(job.family, "submit" if submitting else "status")
     if wait > 0:
         metrics.rate_limited(job.family, "submit" if submitting else "status", "local")
-        return _reschedule(rt, job_id, mine, _limited_locally, countdown=wait,
+        return _reschedule(rt, job_id, mine, transitions.limited_locally, countdown=wait,
                            reason="local rate limit", short_wait=True)
     if submitting:
         return _submit(rt, job, mine)
@@ -86,17 +86,18 @@ def _poll(rt: Runtime, job: JobRecord, mine: int) -> Next:
     except PermanentError as exc:
         return fail(rt, job_id, _code(exc.code), exc.provider_message, token=mine, polled=True)
     except RateLimitedError as exc:
-        return _reschedule(rt, job_id, mine, _rate_limited,
+        return _reschedule(rt, job_id, mine, transitions.rate_limited,
                            countdown=_after(rt, job, exc.retry_after), reason="provider rate limit")
     except TaskNotFoundError as exc:
         return _not_found(rt, job, mine, exc)
     except TransientError as exc:
         log.warning("transient provider error", extra={
             "job_id": job_id, "reason": exc.reason, "sample": redact(exc.sample, 200)})
-        return _reschedule(rt, job_id, mine, _count("transient_errors"), reason=exc.reason)
+        return _reschedule(rt, job_id, mine, transitions.count("transient_errors"),
+                           reason=exc.reason)
     except Exception as exc:  # no provider answer may crash a poll: count it and go on
         log.exception("unexpected error polling the provider", extra={"job_id": job_id})
-        return _reschedule(rt, job_id, mine, _count("transient_errors"),
+        return _reschedule(rt, job_id, mine, transitions.count("transient_errors"),
                            reason=f"unexpected {type(exc).__name__}")
     return _apply(rt, job, mine, result)
 
@@ -124,7 +125,7 @@ def _submit(rt: Runtime, job: JobRecord, mine: int) -> Next:
         backoff = min(SUBMIT_BACKOFF_MAX, 2.0 ** (job.transient_errors + 1))
         retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
         return _reschedule(
-            rt, job.job_id, mine, _submit_refused(isinstance(exc, RateLimitedError)),
+            rt, job.job_id, mine, transitions.submit_refused(isinstance(exc, RateLimitedError)),
             countdown=max(backoff, retry_after or 0.0), reason=f"submit: {exc.reason}",
         )
     except Exception:
@@ -132,15 +133,9 @@ def _submit(rt: Runtime, job: JobRecord, mine: int) -> Next:
         return fail(rt, job.job_id, ErrorCode.SUBMIT_UNCONFIRMED, "unexpected submit error",
                     token=mine)
 
-    def started(j: JobRecord) -> None:
-        j.provider_task_id = task_id
-        j.status = JobStatus.RUNNING
-        j.submit_started_at = None
-        j.consecutive_rate_limited = 0
-        j.push_callbacks = callback_url is not None
-
     rt.store.link_task(job.family, task_id, job.job_id)  # a callback names only the task
-    step = _reschedule(rt, job.job_id, mine, started,
+    step = _reschedule(rt, job.job_id, mine,
+                       transitions.submitted(task_id, push_callbacks=callback_url is not None),
                        countdown=rt.settings.countdown_for(1, callback_url is not None))
     if step.action == "stop":
         # Canceled while the submit was in flight: the provider task exists and is billed,
@@ -158,7 +153,7 @@ def _apply(rt: Runtime, job: JobRecord, mine: int, result: PollResult) -> Next:
         code = result.error_code or ErrorCode.UNKNOWN_PROVIDER_ERROR
         if (code is ErrorCode.PROVIDER_TIMEOUT and job.kind == "generate"
                 and job.submits < MAX_SUBMITS):
-            return _reschedule(rt, job_id, mine, _resubmit, countdown=0.0,
+            return _reschedule(rt, job_id, mine, transitions.resubmit, countdown=0.0,
                                reason="provider timed out its task: one fresh submit")
         return fail(rt, job_id, code, result.provider_message, token=mine, polled=True)
     if result.state is PollState.SUCCEEDED and result.output_urls:
@@ -169,16 +164,10 @@ def _apply(rt: Runtime, job: JobRecord, mine: int, result: PollResult) -> Next:
         if job.missing_output_polls + 1 >= rt.settings.max_missing_output_polls:
             return fail(rt, job_id, ErrorCode.OUTPUT_MISSING, "success without an output URL",
                         token=mine, polled=True)
-        return _reschedule(rt, job_id, mine, _count("missing_output_polls"),
+        return _reschedule(rt, job_id, mine, transitions.count("missing_output_polls"),
                            reason="no output URL yet")
 
-    def running(j: JobRecord) -> None:
-        _answered(j)
-        j.progress = result.progress if result.progress is not None else j.progress
-        if j.status in (JobStatus.QUEUED, JobStatus.VALIDATING):
-            j.status = JobStatus.RUNNING
-
-    return _reschedule(rt, job_id, mine, running)
+    return _reschedule(rt, job_id, mine, transitions.answered_running(result.progress))
 
 
 def _not_found(rt: Runtime, job: JobRecord, mine: int, exc: TaskNotFoundError) -> Next:
@@ -187,7 +176,8 @@ def _not_found(rt: Runtime, job: JobRecord, mine: int, exc: TaskNotFoundError) -
     if job.not_found_polls >= 1 and known_for >= rt.settings.task_not_found_grace_seconds:
         return fail(rt, job.job_id, ErrorCode.TASK_NOT_FOUND, exc.reason, token=mine,
                     polled=True)
-    return _reschedule(rt, job.job_id, mine, _count("not_found_polls"), reason=exc.reason)
+    return _reschedule(rt, job.job_id, mine, transitions.count("not_found_polls"),
+                       reason=exc.reason)
 
 
 def fail(
@@ -240,46 +230,6 @@ def callback_url_token(secret: str, family: str) -> str:
     """The token in the callback URL of a family that does not sign its callbacks: only a
     caller who knows the URL we gave the provider can wake our polls."""
     return hmac.new(secret.encode(), f"callback:{family}".encode(), hashlib.sha256).hexdigest()
-
-
-def _answered(j: JobRecord) -> None:
-    """The provider gave a real answer: one attempt used, and rate limiting is over."""
-    j.attempts += 1
-    j.consecutive_rate_limited = 0
-
-
-def _count(field: str) -> Callable[[JobRecord], None]:
-    """Count an answer that used an attempt but brought no news (fault, no URL, not found)."""
-    def bump(j: JobRecord) -> None:
-        setattr(j, field, getattr(j, field) + 1)
-        _answered(j)
-    return bump
-
-
-def _rate_limited(j: JobRecord) -> None:
-    j.rate_limited += 1
-    j.consecutive_rate_limited += 1
-
-
-def _limited_locally(j: JobRecord) -> None:
-    j.consecutive_rate_limited += 1
-
-
-def _submit_refused(rate_limited: bool) -> Callable[[JobRecord], None]:
-    def refused(j: JobRecord) -> None:
-        j.submit_started_at = None  # the provider provably did not take it: safe to resend
-        if rate_limited:
-            _rate_limited(j)
-        else:
-            j.transient_errors += 1
-    return refused
-
-
-def _resubmit(j: JobRecord) -> None:
-    j.attempts += 1
-    j.provider_task_id = None
-    j.submit_started_at = None
-    j.status = JobStatus.VALIDATING
 
 
 def _code(value: str) -> ErrorCode:

@@ -216,6 +216,69 @@ def succeed(store: JobStore, job_id: str) -> Change[bool]:
     return store.update(job_id, done)
 
 
+# --- what a poll turn changes on the record (committed by ``reschedule``) ------------------
+
+def submitted(task_id: str, push_callbacks: bool) -> Callable[[JobRecord], None]:
+    """validating → running: the provider took the submit and named its task."""
+    def start(j: JobRecord) -> None:
+        j.provider_task_id = task_id
+        j.status = JobStatus.RUNNING
+        j.submit_started_at = None
+        j.consecutive_rate_limited = 0
+        j.push_callbacks = push_callbacks
+    return start
+
+
+def answered_running(progress: int | None) -> Callable[[JobRecord], None]:
+    """The provider says it is still working: one attempt used; queued → running."""
+    def running(j: JobRecord) -> None:
+        answered(j)
+        j.progress = progress if progress is not None else j.progress
+        if j.status in (JobStatus.QUEUED, JobStatus.VALIDATING):
+            j.status = JobStatus.RUNNING
+    return running
+
+
+def answered(j: JobRecord) -> None:
+    """The provider gave a real answer: one attempt used, and rate limiting is over."""
+    j.attempts += 1
+    j.consecutive_rate_limited = 0
+
+
+def count(field: str) -> Callable[[JobRecord], None]:
+    """Count an answer that used an attempt but brought no news (fault, no URL, not found)."""
+    def bump(j: JobRecord) -> None:
+        setattr(j, field, getattr(j, field) + 1)
+        answered(j)
+    return bump
+
+
+def rate_limited(j: JobRecord) -> None:
+    j.rate_limited += 1
+    j.consecutive_rate_limited += 1
+
+
+def limited_locally(j: JobRecord) -> None:
+    j.consecutive_rate_limited += 1
+
+
+def submit_refused(limited: bool) -> Callable[[JobRecord], None]:
+    def refused(j: JobRecord) -> None:
+        j.submit_started_at = None  # the provider provably did not take it: safe to resend
+        if limited:
+            rate_limited(j)
+        else:
+            j.transient_errors += 1
+    return refused
+
+
+def resubmit(j: JobRecord) -> None:
+    j.attempts += 1
+    j.provider_task_id = None
+    j.submit_started_at = None
+    j.status = JobStatus.VALIDATING
+
+
 def deadline_code(job: JobRecord) -> ErrorCode:
     """Why a job that ran out of time failed: the provider never answered, or never let us ask."""
     if job.consecutive_rate_limited > 0:
