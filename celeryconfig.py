@@ -62,7 +62,7 @@ worker_enable_soft_shutdown_on_idle = True
 # the worker died with "Unrecoverable error" whenever the broker blinked mid-task
 # (test_faults_brokers). A task left running finishes; its ack fails with the old channel and
 # the message comes back, which the fences and stage markers make harmless.
-worker_cancel_long_running_tasks_on_connection_loss = True
+worker_cancel_long_running_tasks_on_connection_loss = False
 task_time_limit = 15 * 60
 task_soft_time_limit = 14 * 60
 

@@ -22,7 +22,7 @@ from videopoll.fake_provider import FakeProvider, start_in_thread
 from videopoll.models import GenerationSpec, PollState, ProviderResponse
 from videopoll.providers import MODELS, PROVIDERS, get_model
 from videopoll.providers.base import CallbackOutcome, CallbackRequest, Provider
-from videopoll.providers.base import to_provider_response as _to_response
+from videopoll.providers.http import to_provider_response as _to_response
 
 FIXTURES = Path(__file__).parent / "fixtures"
 S, R, Q, F = PollState.SUCCEEDED, PollState.RUNNING, PollState.QUEUED, PollState.FAILED

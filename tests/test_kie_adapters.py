@@ -1,4 +1,4 @@
-"""KIE adapters against ``responses`` and the fake: the right request out, the right exception back."""
+"""KIE adapters against ``responses`` and the fake: the right request, the right exception."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ from videopoll.errors import (
     TransientError,
 )
 from videopoll.fake_provider import FakeProvider
-from videopoll.models import ErrorCode, GenerationSpec, PollState
-from videopoll.models import PollResult, ProviderResponse
+from videopoll.models import ErrorCode, GenerationSpec, PollResult, PollState, ProviderResponse
 from videopoll.normalizers import guarded
 from videopoll.providers import MODELS, PROVIDERS, get_model, supported_models, validate_options
+from videopoll.providers.base import Provider
+from videopoll.providers.http import MAX_RESPONSE_BYTES, to_provider_response
 from videopoll.providers.kie.shapes import judge
-from videopoll.providers.base import MAX_RESPONSE_BYTES, Provider, to_provider_response
 
 BASE = "https://api.kie.test"
 KIE = ["kie_market", "kie_runway", "kie_veo"]

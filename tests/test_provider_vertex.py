@@ -29,9 +29,10 @@ from videopoll.errors import (
 from videopoll.fake_provider import FakeProvider, start_in_thread
 from videopoll.models import ErrorCode, GenerationSpec, PollState, ProviderResponse
 from videopoll.providers import get_model
-from videopoll.providers.base import MAX_RESPONSE_BYTES, Provider
+from videopoll.providers.base import Provider
 from videopoll.providers.google import VertexProvider
 from videopoll.providers.google.vertex import VertexConfig, gcs_download_url
+from videopoll.providers.http import MAX_RESPONSE_BYTES
 from videopoll.settings import Settings
 
 BASE = "https://vertex.test"

@@ -18,10 +18,17 @@ from tests.test_polling import drive_from
 from videopoll import providers
 from videopoll.fake_provider import server as fake_server
 from videopoll.fake_provider.core import FakeFamily, FakeReply, FakeRequest, reply
-from videopoll.models import GenerateRequest, GenerationSpec, PollResult, PollState, ProviderResponse
+from videopoll.models import (
+    GenerateRequest,
+    GenerationSpec,
+    PollResult,
+    PollState,
+    ProviderResponse,
+)
 from videopoll.normalizers import LAST_RESORT, Normalizer, guarded, run_chain, sample_of
-from videopoll.providers.base import ModelInfo, Provider, http_error, task_id_from
+from videopoll.providers.base import ModelInfo, Provider
 from videopoll.providers.fields import as_str, dig, http_urls
+from videopoll.providers.http import http_error, task_id_from
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
 from videopoll.submission import generate_job_record

@@ -93,6 +93,10 @@ class Stack:
             proc.wait()
         return len(live)
 
+    def exited(self) -> dict[str, int | None]:
+        """The processes of the stack that are no longer running, with their exit codes."""
+        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -17,7 +17,7 @@ import requests
 
 from tests.e2e.brokers import RabbitVhosts, TcpGate
 from tests.e2e.reliability import record
-from tests.e2e.stack import Stack
+from tests.e2e.stack import TERMINAL, Stack
 from videopoll.fake_provider import FakeProvider
 
 pytestmark = pytest.mark.faults
@@ -132,14 +132,16 @@ def test_broker_cut_off_then_back_every_accepted_job_finishes(
 
         gate.open()
         reopened = time.monotonic()
-        ends = [stack.wait_terminal(job, 90) for job in (before, during)]
+        stack.wait_until(lambda: stack.exited() != {} or all(
+            stack.job(j)["status"] in TERMINAL for j in (before, during)), 60, "both jobs")
+        assert stack.exited() == {}, (stack.exited(), stack.log("worker1")[-2000:])
+        ends = [stack.job(job) for job in (before, during)]
         recovered = time.monotonic() - reopened
         assert [v["status"] for v in ends] == ["succeeded", "succeeded"], ends
         stack.wait_until(lambda: health(stack)[0] == 200, 30, "healthz back to 200")
         after = submit(stack, "veo_ok1")
         assert stack.wait_terminal(after, 60)["status"] == "succeeded"
-        exited = {n: p.returncode for n, p in stack.procs.items() if p.poll() is not None}
-        assert exited == {}, exited
+        assert stack.exited() == {}
         for job in (before, during, after):
             stack.wait_until(lambda j=job: sent_to_user(stack, j) == 1, 10, "one message")
     finally:

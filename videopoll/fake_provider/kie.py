@@ -1,5 +1,5 @@
 """KIE.ai played: Veo (``/api/v1/veo/*``), Market (``/api/v1/jobs/*``) and Runway
-(``/api/v1/runway/*``), in the shapes of providers.md §1–3, at the server's root."""
+(``/api/v1/runway/*``), in the shapes of providers.md §1 to §3, at the server's root."""
 
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ from videopoll.errors import (
 )
 from videopoll.models import ErrorCode, GenerationSpec, ProviderResponse
 from videopoll.normalizers import LAST_RESORT, Normalizer
-from videopoll.providers.base import ModelInfo, Stage
+from videopoll.providers.base import ModelInfo
 from videopoll.providers.fields import as_dict, as_str, as_text, http_urls
+from videopoll.providers.http import Stage
 from videopoll.providers.rest import RestProvider, TaskStateNormalizer, classify_text, segment
 from videopoll.ratelimit import Limit
 

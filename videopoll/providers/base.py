@@ -1,4 +1,4 @@
-"""The one interface every provider family implements, and the HTTP plumbing they share.
+"""The one interface every provider family implements.
 
 A family owns everything about its API: endpoints and auth (``submit``, ``fetch``,
 ``cancel``), its ordered chain of answer shapes and its error mapping (``normalize``), its
@@ -6,10 +6,8 @@ push-callback check (``callback``), the headers its output downloads need
 (``download_headers``), its settings (``config_class``, read from ``<PREFIX>_…`` variables)
 and its models. The engine sees only this class and the registry in ``providers/__init__.py``.
 
-Network faults are translated at this boundary into ``TransientError`` (``raise … from exc``),
-so nothing above it imports ``requests`` exceptions. A submit (``creates_task``) is judged
-more strictly: a fault after the request may have left this machine is
-``SubmitOutcomeUnknownError``, because the provider may have created — and billed — the task.
+Requests go through ``http.send``, which bounds them and translates network faults into our
+errors (a submit whose answer was lost is ``SubmitOutcomeUnknownError``: never resent).
 
 To add a provider family: write ``providers/<family>.py`` (or a package) with a ``Provider``
 subclass, its ``ProviderConfig`` and its ``models``; add one line to ``PROVIDERS``; record its
@@ -20,33 +18,19 @@ payloads under ``tests/fixtures/<family>/`` and teach the fake provider its rout
 from __future__ import annotations
 
 import abc
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import requests
-import urllib3
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from urllib3.exceptions import NewConnectionError
 
-from videopoll.errors import (
-    CallbackRejected,
-    PermanentError,
-    RateLimitedError,
-    SubmitOutcomeUnknownError,
-    TaskNotFoundError,
-    TransientError,
-    VideopollError,
-)
-from videopoll.models import ID_MAX_CHARS, ErrorCode, GenerationSpec, PollResult, ProviderResponse
+from videopoll.errors import CallbackRejected, TransientError
+from videopoll.models import GenerationSpec, PollResult, ProviderResponse
+from videopoll.providers.http import same_origin, send
 from videopoll.ratelimit import Limit
-
-TEXT_SAMPLE_CHARS = 500
-MAX_RESPONSE_BYTES = 2 * 1024 * 1024
-Stage = Literal["submit", "status"]
 
 
 @dataclass(frozen=True)
@@ -238,168 +222,8 @@ class Provider(abc.ABC):
         self, method: str, path: str, *, creates_task: bool = False,
         headers: dict[str, str] | None = None, **kwargs: Any
     ) -> ProviderResponse:
-        """Send one request and read at most ``MAX_RESPONSE_BYTES`` of the answer.
-
-        ``path`` is relative to the base URL, or absolute (fal hands out its own URLs).
-        ``creates_task`` marks a paid submit: a fault after the request may have left this
-        machine (read timeout, dropped connection, oversized answer) is then
-        ``SubmitOutcomeUnknownError``, because the provider may have accepted it.
-        """
+        """One request to the API (``path`` relative to the base URL, or absolute: fal hands
+        out its own URLs); ``creates_task`` marks a paid submit (see ``http.send``)."""
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
-        # requests' timeout bounds each socket read; a provider that trickles its answer a
-        # byte at a time would hold the worker for ever, so the whole call has a wall bound
-        deadline = time.monotonic() + 2 * self.timeout
-        try:
-            with self.session.request(
-                method, url, headers=headers or self.headers(), timeout=self.timeout,
-                stream=True, **kwargs
-            ) as resp:
-                raw = _read_capped(resp, deadline)
-                return to_provider_response(resp.status_code, raw, resp.headers.get("Retry-After"))
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            reason = f"{type(exc).__name__} calling {method} {_path_only(path)}"
-            sent = not isinstance(exc, requests.RequestException) or not provably_not_sent(exc)
-            if creates_task and sent:
-                raise SubmitOutcomeUnknownError(reason) from exc
-            raise TransientError(reason) from exc
-        except TransientError as exc:
-            if creates_task:
-                raise SubmitOutcomeUnknownError(exc.reason, exc.sample) from exc
-            raise
-
-
-def _path_only(path: str) -> str:
-    return path.split("?", 1)[0]
-
-
-def provably_not_sent(exc: requests.RequestException) -> bool:
-    """True when the request cannot have reached the provider.
-
-    requests cannot always tell: a ``ConnectionError`` also covers a connection dropped after
-    the request was written. Only a failure to connect at all (``ConnectTimeout``, or a
-    ``ConnectionError`` caused by urllib3's ``NewConnectionError``: refused, DNS failure) or a
-    request that could not even be built proves it. With the default adapter (no urllib3
-    retries) that is the only attempt made.
-    """
-    if isinstance(exc, _UNSENDABLE):
-        return True
-    if isinstance(exc, requests.ConnectionError):
-        cause = exc.args[0] if exc.args else None
-        return isinstance(getattr(cause, "reason", cause), NewConnectionError)
-    return False
-
-
-_UNSENDABLE = (requests.ConnectTimeout, requests.exceptions.MissingSchema,
-               requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
-               requests.exceptions.InvalidHeader)
-
-
-def _read_capped(resp: requests.Response, deadline: float) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    # read1: one socket read at a time, so the deadline is checked between reads
-    for chunk in iter(lambda: resp.raw.read1(65536, decode_content=True), b""):
-        total += len(chunk)
-        if total > MAX_RESPONSE_BYTES:
-            raise TransientError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-        if time.monotonic() > deadline:
-            raise TransientError("the answer took too long to arrive")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form); ``None`` if absent or odd."""
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, min(seconds, 3600.0))
-
-
-def to_provider_response(status: int, raw: bytes, retry_after: str | None) -> ProviderResponse:
-    """Wrap raw bytes: JSON goes to ``body``; anything else leaves ``body`` as ``None``."""
-    text = raw.decode("utf-8", errors="replace")
-    body: Any = None
-    try:
-        body = json.loads(text) if text.strip() else None
-    except (ValueError, RecursionError):  # deeply nested JSON overflows the decoder's stack
-        body = None
-    return ProviderResponse(
-        http_status=status,
-        body=body,
-        text_sample=text[:TEXT_SAMPLE_CHARS],
-        retry_after=parse_retry_after(retry_after),
-    )
-
-
-def http_error(
-    resp: ProviderResponse, stage: Stage, message: str = "",
-    moderation: Any = None,
-) -> VideopollError:
-    """What a non-2xx HTTP answer of a plain REST API (every direct family) means at ``stage``.
-
-    | HTTP           | status                     | submit                              |
-    |----------------|----------------------------|-------------------------------------|
-    | 401, 403       | provider_auth_failed       | same                                |
-    | 402            | insufficient_credits       | same                                |
-    | 429            | RateLimitedError           | RateLimitedError (not accepted)     |
-    | 404, 410       | TaskNotFoundError          | validation_failed (no such model)   |
-    | 400, 422       | transient (a call fault)   | validation_failed, or moderation    |
-    | other 4xx      | transient                  | unknown_provider_error              |
-    | 5xx, 408, else | transient                  | outcome unknown (never resend)      |
-
-    ``moderation`` is a predicate on the message: a 400 at submit whose text is a content
-    policy refusal is ``moderation_rejected``.
-    """
-    status = resp.http_status
-    text = message or resp.text_sample[:300]
-    sample = resp.text_sample
-    if status in (401, 403):
-        return PermanentError(ErrorCode.PROVIDER_AUTH_FAILED, text)
-    if status == 402:
-        return PermanentError(ErrorCode.INSUFFICIENT_CREDITS, text)
-    if status == 429:
-        return RateLimitedError(f"provider rate limit (429): {text[:200]}", resp.retry_after)
-    if stage == "status":
-        if status in (404, 410):
-            return TaskNotFoundError(f"task not found ({status}): {text[:200]}", sample)
-        return TransientError(f"provider answered {status}", sample)
-    if status in (400, 404, 422):
-        code = (ErrorCode.MODERATION_REJECTED if moderation is not None and moderation(text)
-                else ErrorCode.VALIDATION_FAILED)
-        return PermanentError(code, text)
-    if 400 <= status < 500 and status != 408:
-        return PermanentError(ErrorCode.UNKNOWN_PROVIDER_ERROR, text)
-    return SubmitOutcomeUnknownError(f"submit answered {status}", sample)
-
-
-def task_id_from(value: Any, sample: str = "") -> str:
-    """A provider task id from an accepted submit, or ``SubmitOutcomeUnknownError``: a task
-    may exist that we cannot poll, so it must not be resent."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip() or len(value) > ID_MAX_CHARS:
-        raise SubmitOutcomeUnknownError("submit accepted without a usable task id", sample)
-    return value.strip()
-
-
-def callback_task(value: Any) -> str:
-    """The task id a callback names, or a 400."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip() or len(value) > ID_MAX_CHARS:
-        raise CallbackRejected(400, "the callback names no task")
-    return value.strip()
-
-
-def same_origin(url: str, base: str) -> bool:
-    """Whether ``url`` is on ``base``'s scheme, host and port (where a key may be sent)."""
-    from urllib.parse import urlsplit
-
-    a, b = urlsplit(url), urlsplit(base)
-    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port) and bool(a.hostname)
+        return send(self.session, method, url, headers=headers or self.headers(),
+                    timeout=self.timeout, creates_task=creates_task, **kwargs)

@@ -40,15 +40,9 @@ from videopoll.errors import (
 )
 from videopoll.models import ErrorCode, GenerationSpec, ProviderResponse
 from videopoll.normalizers import LAST_RESORT, Normalizer
-from videopoll.providers.base import (
-    CallbackOutcome,
-    CallbackRequest,
-    ModelInfo,
-    ProviderConfig,
-    Stage,
-    callback_task,
-)
+from videopoll.providers.base import CallbackOutcome, CallbackRequest, ModelInfo, ProviderConfig
 from videopoll.providers.fields import as_dict, as_int, as_list, as_str, as_text, dig, http_urls
+from videopoll.providers.http import Stage, callback_task
 from videopoll.providers.rest import RestProvider, TaskStateNormalizer, classify_text, segment
 from videopoll.ratelimit import Limit
 

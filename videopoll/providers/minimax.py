@@ -30,8 +30,9 @@ from videopoll.errors import (
 )
 from videopoll.models import ErrorCode, GenerationSpec, ProviderResponse
 from videopoll.normalizers import LAST_RESORT
-from videopoll.providers.base import CallbackOutcome, CallbackRequest, ModelInfo, Stage
+from videopoll.providers.base import CallbackOutcome, CallbackRequest, ModelInfo
 from videopoll.providers.fields import as_dict, as_int, as_str, as_text, dig, http_urls
+from videopoll.providers.http import Stage
 from videopoll.providers.rest import RestProvider, TaskStateNormalizer, classify_text
 from videopoll.ratelimit import Limit
 

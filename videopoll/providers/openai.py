@@ -36,17 +36,9 @@ from videopoll.normalizers import (
     warn_unknown,
 )
 from videopoll.providers import standard_webhooks
-from videopoll.providers.base import (
-    CallbackOutcome,
-    CallbackRequest,
-    ModelInfo,
-    Provider,
-    Stage,
-    callback_task,
-    http_error,
-    task_id_from,
-)
+from videopoll.providers.base import CallbackOutcome, CallbackRequest, ModelInfo, Provider
 from videopoll.providers.fields import as_dict, as_progress, as_str, as_text, dig
+from videopoll.providers.http import Stage, callback_task, http_error, task_id_from
 from videopoll.ratelimit import Limit
 
 BASE_URL = "https://api.openai.com/v1"

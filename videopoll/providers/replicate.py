@@ -37,13 +37,15 @@ from videopoll.providers.base import (
     ModelInfo,
     Provider,
     ProviderConfig,
+)
+from videopoll.providers.fields import as_dict, as_str, as_text, dig, first_urls, http_urls
+from videopoll.providers.http import (
     Stage,
     callback_task,
     http_error,
     parse_retry_after,
     task_id_from,
 )
-from videopoll.providers.fields import as_dict, as_str, as_text, dig, first_urls, http_urls
 from videopoll.ratelimit import Limit
 
 BASE_URL = "https://api.replicate.com/v1"

@@ -24,16 +24,9 @@ from urllib.parse import quote
 from videopoll.errors import SubmitOutcomeUnknownError, VideopollError
 from videopoll.models import ErrorCode, PollResult, PollState, ProviderResponse
 from videopoll.normalizers import Normalizer, guarded, json_body, run_chain, sample_of, warn_unknown
-from videopoll.providers.base import (
-    CallbackOutcome,
-    CallbackRequest,
-    Provider,
-    Stage,
-    callback_task,
-    http_error,
-    task_id_from,
-)
+from videopoll.providers.base import CallbackOutcome, CallbackRequest, Provider
 from videopoll.providers.fields import as_str, dig
+from videopoll.providers.http import Stage, callback_task, http_error, task_id_from
 
 # Failure wording across these APIs; their failure texts are mostly [UNCONFIRMED], so the
 # words of every documented or reported refusal are matched (Luma "advanced moderation failed",

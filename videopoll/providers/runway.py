@@ -29,13 +29,9 @@ from videopoll.normalizers import (
     sample_of,
     warn_unknown,
 )
-from videopoll.providers.base import (
-    ModelInfo,
-    Provider,
-    http_error,
-    task_id_from,
-)
+from videopoll.providers.base import ModelInfo, Provider
 from videopoll.providers.fields import as_progress, as_str, as_text, http_urls
+from videopoll.providers.http import http_error, task_id_from
 from videopoll.ratelimit import Limit
 
 BASE_URL = "https://api.dev.runwayml.com/v1"

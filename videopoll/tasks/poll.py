@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from videopoll import cancellation, polling, sweeper
-from videopoll.errors import TransientError
 from videopoll.celery_app import app
+from videopoll.errors import TransientError
 from videopoll.polling import Next
 from videopoll.runtime import get_runtime
 from videopoll.tasks.deliver import finish, notify_delayed, start_delivery, update_progress

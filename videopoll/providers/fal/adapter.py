@@ -20,13 +20,11 @@ from videopoll.providers.base import (
     ModelInfo,
     Provider,
     ProviderConfig,
-    callback_task,
-    http_error,
-    task_id_from,
 )
 from videopoll.providers.fal.shapes import CHAIN, failure_of, result_fault
 from videopoll.providers.fal.webhook import WebhookKeys
 from videopoll.providers.fields import as_dict, as_str, dig
+from videopoll.providers.http import callback_task, http_error, task_id_from
 from videopoll.ratelimit import Limit
 
 BASE_URL = "https://queue.fal.run"

@@ -35,8 +35,8 @@ from typing import Any
 from videopoll.errors import TransientError, VideopollError
 from videopoll.models import ErrorCode, PollResult, PollState, ProviderResponse
 from videopoll.normalizers import LAST_RESORT, Normalizer, warn_unknown
-from videopoll.providers.base import http_error
 from videopoll.providers.fields import as_dict, as_int, as_list, as_str, as_text, dig, http_urls
+from videopoll.providers.http import http_error
 
 _CANCELED = re.compile(r"cancel", re.IGNORECASE)
 _TIMEOUT = re.compile(r"time[sd]? ?out", re.IGNORECASE)

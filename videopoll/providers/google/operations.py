@@ -39,8 +39,9 @@ from videopoll.errors import (
 )
 from videopoll.models import ErrorCode, PollResult, PollState, ProviderResponse
 from videopoll.normalizers import Normalizer, run_chain, sample_of, warn_unknown
-from videopoll.providers.base import ModelInfo, ProviderConfig, Stage, http_error, task_id_from
+from videopoll.providers.base import ModelInfo, ProviderConfig
 from videopoll.providers.fields import as_dict, as_int, as_list, as_str, as_text
+from videopoll.providers.http import Stage, http_error, task_id_from
 
 IMAGE_MAX_BYTES = 10 * 1024 * 1024  # an inline request carries it base64-encoded (4/3 larger)
 

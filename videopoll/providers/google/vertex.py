@@ -32,13 +32,7 @@ from pydantic import field_validator
 from videopoll.errors import PermanentError, TransientError
 from videopoll.models import ErrorCode, GenerationSpec, PollResult, ProviderResponse
 from videopoll.normalizers import LAST_RESORT, Normalizer, guarded
-from videopoll.providers.base import (
-    MAX_RESPONSE_BYTES,
-    ModelInfo,
-    Provider,
-    ProviderConfig,
-    same_origin,
-)
+from videopoll.providers.base import ModelInfo, Provider, ProviderConfig
 from videopoll.providers.fields import as_dict, as_list, as_str
 from videopoll.providers.google.operations import (
     GoogleConfig,
@@ -48,6 +42,7 @@ from videopoll.providers.google.operations import (
     submitted_operation,
     veo_model,
 )
+from videopoll.providers.http import MAX_RESPONSE_BYTES, same_origin
 from videopoll.ratelimit import Limit
 from videopoll.redact import redact
 

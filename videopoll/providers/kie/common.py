@@ -51,15 +51,9 @@ from videopoll.errors import (
     VideopollError,
 )
 from videopoll.models import ErrorCode, ProviderResponse
-from videopoll.providers.base import (
-    CallbackOutcome,
-    CallbackRequest,
-    ProviderConfig,
-    Stage,
-    callback_task,
-    task_id_from,
-)
+from videopoll.providers.base import CallbackOutcome, CallbackRequest, ProviderConfig
 from videopoll.providers.fields import as_int, as_text
+from videopoll.providers.http import Stage, callback_task, task_id_from
 
 BASE_URL = "https://api.kie.ai"
 
