@@ -200,7 +200,7 @@ def _reschedule(
     def wait_for(j: JobRecord) -> float:
         if countdown is not None:
             return countdown
-        return rt.settings.countdown_for(j.attempts + 1, j.push_callbacks)
+        return transitions.spread(rt.settings.countdown_for(j.attempts + 1, j.push_callbacks))
 
     plan = transitions.reschedule(rt.store, job_id, mine, mutate, wait_for,
                                   rt.settings.delayed_interval_seconds, short_wait=short_wait)

@@ -9,19 +9,33 @@ Keys (``P`` is the configured prefix):
 - ``P:outbox``            sorted set: terminal jobs whose notify/record chain has not finished
 - ``P:quarantine``        sorted set: jobs whose record cannot be read (kept out of the sweep)
 
-Every change goes through ``update``: an optimistic WATCH/MULTI transaction that re-reads the
-record, refuses to touch a terminal job, and moves the job's due time in the same write. What a
-change achieved is the return value of the *committed* attempt (``Change.outcome``): a mutation
-that lost a WATCH race runs again on the fresh record and only its last answer counts, so no
-flag set inside a retried closure can report a win that never committed (invariant 2).
+Every change goes through ``update``: an optimistic compare-and-set that refuses to touch a
+terminal job and moves the job's due time in the same write. One Lua call (``_SWAP``) writes
+the new record only if the stored one is still, byte for byte, the one the mutation started
+from; otherwise it hands back what is stored now and the mutation runs again on that. What a
+change achieved is the return value of the *committed* attempt (``Change.outcome``): only the
+last answer counts, so no flag set inside a retried closure can report a win that never
+committed (invariant 2).
+
+Each store remembers the records it last wrote or read (``_known``, bounded), so a poll turn's
+writes start from what its claim committed and cost one round trip each instead of a read
+and a write. A remembered record is only a guess: the compare-and-set catches a stale one,
+and a refusal (a terminal job, a fenced-off token) is never answered from memory but
+confirmed against the stored record first.
+
+Records are stored without their null and default fields (``exclude_defaults``): they read
+back identically, and a job costs a third of the bytes. A field's default therefore is part
+of the stored format: changing one changes what old records say.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -45,6 +59,27 @@ return {ARGV[1], 1}
 """
 
 
+# KEYS: job key, due key, outbox key, idempotency keys… ; ARGV: expected record, new record,
+# "live" | "terminal", due (or outbox) score, retention seconds, job id. Writes only if the
+# stored record is still the expected one; else returns {0, what is stored (or nothing)}.
+_SWAP = """
+local current = redis.call('GET', KEYS[1])
+if current ~= ARGV[1] then
+  if current then return {0, current} end
+  return {0}
+end
+if ARGV[3] == 'terminal' then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5])
+  redis.call('ZREM', KEYS[2], ARGV[6])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
+  for i = 4, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
+end
+return {1}
+"""
+
 # KEYS: due (or outbox) set; ARGV: job id, now, new score. Moves the entry only if still due.
 _TAKE_DUE = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -65,6 +100,7 @@ return 1
 """
 
 T = TypeVar("T")
+KNOWN_RECORDS = 20_000  # ~0.5 KB each: what one worker remembers of the jobs it polls
 
 
 class Refuse(enum.Enum):
@@ -119,6 +155,9 @@ class JobStore:
         self.prefix = prefix
         self.timings = timings or StoreTimings()
         self._create = client.register_script(_CREATE)
+        self._swap = client.register_script(_SWAP)
+        self._known: OrderedDict[str, str] = OrderedDict()
+        self._known_lock = threading.Lock()
         self._take_due = client.register_script(_TAKE_DUE)
         self._stage = client.register_script(_STAGE)
 
@@ -183,7 +222,7 @@ class JobStore:
         keys = [self.job_key(job.job_id), self.due_key]
         keys += [self.idem_key(k) for k in job.idempotency_keys]
         job_id, created = self._create(
-            keys=keys, args=[job.job_id, job.model_dump_json(), self._due(job)]
+            keys=keys, args=[job.job_id, self.dump(job), self._due(job)]
         )
         if created:
             return job, True
@@ -197,35 +236,38 @@ class JobStore:
         """Apply ``mutate`` atomically and report what the committed attempt decided.
 
         ``mutate`` returns ``REFUSE`` to refuse the move (nothing is written) or any other
-        value as its outcome. It may run more than once (a lost WATCH race re-runs it on the fresh
-        record), so it must have no effect beyond changing the record it is given. A terminal
-        job never changes again: ``mutate`` is not called for one.
+        value as its outcome. It may run more than once (a lost compare-and-set re-runs it on
+        the fresh record), so it must have no effect beyond changing the record it is given. A
+        terminal job never changes again: ``mutate`` is not called for one.
         """
-        key = self.job_key(job_id)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)  # type: ignore[no-untyped-call]
-                    raw = pipe.get(key)
-                    if not raw:
-                        pipe.unwatch()
-                        return Change(None)
-                    job = self._parse(job_id, raw)
-                    before = job.status
-                    if before.terminal:
-                        pipe.unwatch()
-                        return Change(job)
-                    outcome = mutate(job)
-                    if isinstance(outcome, Refuse):
-                        pipe.unwatch()
-                        return Change(self._parse(job_id, raw))
-                    self._stamp(job, before)
-                    pipe.multi()
-                    self._write(pipe, job)
-                    pipe.execute()
-                    return Change(job, True, outcome)
-                except redis.WatchError:
+        raw = self._recall(job_id)
+        confirmed = raw is None  # a remembered record is a guess until Redis agrees
+        if raw is None:
+            raw = self.redis.get(self.job_key(job_id))
+        while True:
+            if not raw:
+                if confirmed:
+                    self._forget(job_id)
+                    return Change(None)
+                raw, confirmed = self.redis.get(self.job_key(job_id)), True
+                continue
+            job = self._parse(job_id, raw)
+            before = job.status
+            outcome = REFUSE if before.terminal else mutate(job)
+            if isinstance(outcome, Refuse):
+                if not confirmed:
+                    raw, confirmed = self.redis.get(self.job_key(job_id)), True
                     continue
+                self._remember(job_id, raw)
+                return Change(job if before.terminal else self._parse(job_id, raw))
+            self._stamp(job, before)
+            new = self.dump(job)
+            done, *current = self._swap(keys=self._swap_keys(job), args=self._swap_args(
+                job, raw, new))
+            if done:
+                self._remember(job_id, new)
+                return Change(job, True, outcome)
+            raw, confirmed = (current[0] if current else None), True
 
     def claim(self, job_id: str, token: int) -> JobRecord | None:
         """Take the poll scheduled as ``token``; ``None`` if it is stale, a duplicate or moot.
@@ -353,19 +395,40 @@ class JobStore:
         if job.status.terminal and job.finished_at is None:
             job.finished_at = now
 
-    def _write(self, pipe: redis.client.Pipeline, job: JobRecord) -> None:
-        key = self.job_key(job.job_id)
+    @staticmethod
+    def dump(job: JobRecord) -> str:
+        """The stored form: no null or default field (it reads back to an equal record)."""
+        return job.model_dump_json(exclude_defaults=True)
+
+    def _swap_keys(self, job: JobRecord) -> list[str]:
+        keys = [self.job_key(job.job_id), self.due_key, self.outbox_key]
         if job.status.terminal:
-            pipe.set(key, job.model_dump_json(), ex=self.timings.retention_seconds)
-            pipe.zrem(self.due_key, job.job_id)
+            keys += [self.idem_key(idem) for idem in job.idempotency_keys]
+        return keys
+
+    def _swap_args(self, job: JobRecord, expected: str, new: str) -> list[str | float | int]:
+        if job.status.terminal:
             # The notify/record chain is owed until it says it is done; the sweeper re-runs
             # it if the publish after this write is lost.
-            pipe.zadd(self.outbox_key, {job.job_id: time.time() + self.timings.sweep_grace_seconds})
-            for idem in job.idempotency_keys:
-                pipe.expire(self.idem_key(idem), self.timings.retention_seconds)
-        else:
-            pipe.set(key, job.model_dump_json())
-            pipe.zadd(self.due_key, {job.job_id: self._due(job)})
+            return [expected, new, "terminal", time.time() + self.timings.sweep_grace_seconds,
+                    self.timings.retention_seconds, job.job_id]
+        return [expected, new, "live", self._due(job), self.timings.retention_seconds,
+                job.job_id]
+
+    def _recall(self, job_id: str) -> str | None:
+        with self._known_lock:
+            return self._known.get(job_id)
+
+    def _remember(self, job_id: str, raw: str) -> None:
+        with self._known_lock:
+            self._known[job_id] = raw
+            self._known.move_to_end(job_id)
+            while len(self._known) > KNOWN_RECORDS:
+                self._known.popitem(last=False)
+
+    def _forget(self, job_id: str) -> None:
+        with self._known_lock:
+            self._known.pop(job_id, None)
 
     def _due(self, job: JobRecord) -> float:
         """When the sweeper should look at a job whose expected message never came."""

@@ -13,6 +13,7 @@ from typing import Any
 from videopoll.models import GenerateRequest, GenerationSpec, JobRecord, JobStatus, PollVideoRequest
 from videopoll.providers.base import ModelInfo
 from videopoll.settings import Settings
+from videopoll.transitions import FIRST_POLL_SPREAD, spread
 
 
 def new_job_id() -> str:
@@ -36,7 +37,7 @@ def poll_job_record(
         provider_task_id=req.task_id,
         poll_token=1,
         attempts=min(req.attempt - 1, settings.max_attempts),
-        next_poll_at=time.time() + settings.countdown_for(req.attempt),
+        next_poll_at=time.time() + spread(settings.countdown_for(req.attempt), FIRST_POLL_SPREAD),
     )
 
 

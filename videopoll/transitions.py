@@ -18,6 +18,7 @@ state (a late "running" must not turn ``delivering`` back into ``delayed``).
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,18 @@ from videopoll.redact import redact
 from videopoll.store import REFUSE, Change, JobStore, Refuse
 
 T = TypeVar("T")
+
+# Jobs submitted in one burst would otherwise poll in that burst at every interval, and a
+# burst larger than the workers' capacity comes late each time round. The first poll is spread
+# over half an interval either side of its plan, which levels a burst across a whole interval;
+# later ones wander a little, so the spread holds (the mean wait stays the configured one).
+FIRST_POLL_SPREAD = 0.5
+CADENCE_JITTER = 0.1
+
+
+def spread(seconds: float, jitter: float = CADENCE_JITTER) -> float:
+    """The normal cadence's wait, moved by up to ``jitter`` of itself either way."""
+    return seconds * random.uniform(1.0 - jitter, 1.0 + jitter)
 
 
 @dataclass(frozen=True)

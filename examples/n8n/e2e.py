@@ -43,15 +43,18 @@ STACK_ENV = {
 }
 
 
-def n8n_env(folder: Path, port: int) -> dict[str, str]:
+def n8n_env(folder: Path, port: int, node_bin: str | None) -> dict[str, str]:
     """A loopback-only n8n that phones nobody: no telemetry, templates or version checks."""
-    return {**os.environ, "N8N_USER_FOLDER": str(folder), "N8N_PORT": str(port),
+    path = os.pathsep.join(p for p in (node_bin, os.environ.get("PATH")) if p)
+    return {**os.environ, "PATH": path, "N8N_USER_FOLDER": str(folder), "N8N_PORT": str(port),
             "N8N_LISTEN_ADDRESS": "127.0.0.1", "N8N_HOST": "127.0.0.1",
             "WEBHOOK_URL": f"http://127.0.0.1:{port}/", "N8N_ENCRYPTION_KEY": "n8n-e2e-key",
             "DB_TYPE": "sqlite", "N8N_DIAGNOSTICS_ENABLED": "false",
             "N8N_VERSION_NOTIFICATIONS_ENABLED": "false", "N8N_TEMPLATES_ENABLED": "false",
             "N8N_PERSONALIZATION_ENABLED": "false", "N8N_SECURE_COOKIE": "false",
-            "N8N_RUNNERS_ENABLED": "false", "N8N_HIRING_BANNER_ENABLED": "false",
+            "N8N_WEBHOOK_URL": f"http://127.0.0.1:{port}/", "N8N_HIRING_BANNER_ENABLED": "false",
+            # the MCP server registry refreshes itself from the vendor's API at start
+            "N8N_DISABLED_MODULES": "mcp-registry",
             "EXTERNAL_FRONTEND_HOOKS_URLS": "", "N8N_LOG_LEVEL": "info"}
 
 
@@ -90,12 +93,13 @@ def unflatten(text: str) -> Any:
 
 
 def execution(db: Path, started: int) -> dict[str, Any] | None:
-    """The first execution after ``started`` that has stopped, with its run data."""
+    """The first execution after ``started`` that has ended, with its run data (a resumed
+    execution is ``running`` again while it still carries the wait's ``stoppedAt``)."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         row = conn.execute(
             "SELECT e.id, e.status, d.data FROM execution_entity e "
             "JOIN execution_data d ON d.executionId = e.id "
-            "WHERE e.id > ? AND e.stoppedAt IS NOT NULL AND e.status != 'waiting' "
+            "WHERE e.id > ? AND e.status IN ('success', 'error', 'crashed', 'canceled') "
             "ORDER BY e.id LIMIT 1", (started,)).fetchone()
     if row is None:
         return None
@@ -115,15 +119,18 @@ def wait_for(what: str, check: Any, timeout: float) -> Any:
     raise SystemExit(f"timed out after {timeout}s waiting for {what}")
 
 
-def run(n8n: str, workdir: Path) -> dict[str, Any]:
+def run(n8n: str, workdir: Path, node_bin: str | None) -> dict[str, Any]:
     fake = start_in_thread()
+    (workdir / "redis").mkdir()
     with local_redis(workdir / "redis") as redis_url:
         env = {**os.environ, **STACK_ENV, "REDIS_URL": f"{redis_url}/1",
                "KIE_BASE_URL": fake.base_url, "STORAGE_URL": (workdir / "videos").as_uri(),
                "PYTHONPATH": str(REPO)}
-        stack = Stack(env, workdir, free_port())
+        api_port = free_port()
+        env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{api_port}"  # links in the callback
+        stack = Stack(env, workdir, api_port)
         port = free_port()
-        nenv = n8n_env(workdir / "n8n-home", port)
+        nenv = n8n_env(workdir / "n8n-home", port, node_bin)
         proc: subprocess.Popen[bytes] | None = None
         try:
             stack.start()
@@ -146,8 +153,10 @@ def run(n8n: str, workdir: Path) -> dict[str, Any]:
             results = []
             for task_id, model, node, status in CASES:
                 before = _last_execution(db)
-                answer = requests.post(f"{base}/webhook/videopoll-start", timeout=30, json={
-                    "sessionId": "n8n-e2e", "taskId": task_id, "model": model})
+                body = {"sessionId": "n8n-e2e", "taskId": task_id, "model": model}
+                # n8n answers /healthz before it has registered the published workflow's webhook
+                answer = wait_for("n8n to register the Start webhook", lambda b=body: _trigger(
+                    f"{base}/webhook/videopoll-start", b), 120)
                 got = wait_for(f"the {task_id} execution to finish",
                                lambda b=before: execution(db, b), 120)
                 ran = got["runData"].get(node) or [{}]
@@ -156,7 +165,8 @@ def run(n8n: str, workdir: Path) -> dict[str, Any]:
                                 "execution": got["id"], "executionStatus": got["status"],
                                 "lastNode": got["lastNode"], "output": out,
                                 "ok": got["status"] == "success" and got["lastNode"] == node
-                                and out.get("status") == status})
+                                and out.get("status") == status
+                                and (status != "succeeded" or _video(out.get("videoUrl")))})
             return {"n8n": version, "date": time.strftime("%Y-%m-%d"), "results": results,
                     "ok": all(r["ok"] for r in results)}
         finally:
@@ -170,11 +180,23 @@ def run(n8n: str, workdir: Path) -> dict[str, Any]:
             fake.stop()
 
 
+def _video(url: object) -> bool:
+    """The callback's link serves the MP4 (the n8n side would hand it to the user)."""
+    if not isinstance(url, str):
+        return False
+    return requests.get(url, timeout=10).content[4:8] == b"ftyp"
+
+
 def _ok(url: str) -> bool:
     try:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def _trigger(url: str, body: dict[str, str]) -> requests.Response | None:
+    answer = requests.post(url, json=body, timeout=30)
+    return answer if answer.status_code != 404 else None
 
 
 def _last_execution(db: Path) -> int:
@@ -188,10 +210,12 @@ def _last_execution(db: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n8n", required=True, help="the n8n binary")
+    parser.add_argument("--node-bin", default=None,
+                        help="a folder with the Node.js that n8n needs (first on its PATH)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="videopoll-n8n-"))
-    summary = run(args.n8n, workdir)
+    summary = run(args.n8n, workdir, args.node_bin)
     print(json.dumps(summary))
     if args.keep or not summary["ok"]:
         print(f"logs: {workdir}", file=sys.stderr)

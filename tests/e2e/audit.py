@@ -9,7 +9,6 @@ the fake provider's per-task poll and download counters.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,8 +18,6 @@ import redis
 
 from tests.e2e.stack import TERMINAL, Stack
 from tests.listeners import Listener
-
-JOB_IN_LINE = re.compile(r"job_[0-9a-f]{32}")
 
 
 @dataclass
@@ -44,6 +41,11 @@ class Audit:
     @property
     def duplicate_count(self) -> int:
         return sum(len(jobs) for jobs in self.duplicates.values())
+
+
+def messages(stack: Stack) -> list[dict[str, Any]]:
+    """What the console notifier told users, one dict per message (job_id, status…)."""
+    return [json.loads(line.removeprefix("NOTIFY ")) for line in stack.notifications()]
 
 
 def records(stack: Stack, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -76,10 +78,23 @@ def wait_all_terminal(stack: Stack, job_ids: list[str], timeout: float) -> None:
     Stack.wait_until(done, timeout, f"{len(job_ids)} jobs to finish ({len(left)} left)")
 
 
+def collect_terminal(stack: Stack, jobs: Iterable[Submitted],
+                     ends: dict[str, dict[str, Any]]) -> int:
+    """Add the record of each job that has ended to ``ends`` (before its retention runs out);
+    how many jobs have ended so far."""
+    pending = [j.job_id for j in jobs if j.job_id not in ends]
+    for job_id, view in records(stack, pending).items():
+        if view["status"] in TERMINAL:
+            ends[job_id] = view
+    return len(ends)
+
+
 def audit(stack: Stack, jobs: list[Submitted], polls: dict[str, int],
-          downloads: dict[str, int], callbacks: Listener | None = None) -> Audit:
-    """Every way the batch could have broken the promise, counted."""
-    views = records(stack, [j.job_id for j in jobs])
+          downloads: dict[str, int], callbacks: Listener | None = None,
+          ends: dict[str, dict[str, Any]] | None = None) -> Audit:
+    """Every way the batch could have broken the promise, counted (``ends``: the records
+    collected as jobs ended, when retention may have expired some since)."""
+    views = {**records(stack, [j.job_id for j in jobs]), **(ends or {})}
     result = Audit(views)
     for job in jobs:
         view = views.get(job.job_id)
@@ -92,11 +107,16 @@ def audit(stack: Stack, jobs: list[Submitted], polls: dict[str, int],
         if downloads.get(job.task, 0) > 1:
             result.redownloads += downloads[job.task] - 1
     ids = {j.job_id for j in jobs}
-    sent = Counter(m.group(0) for line in stack.notifications()
-                   if (m := JOB_IN_LINE.search(line)) and m.group(0) in ids)
+    # one message per job and event ("delayed", then the outcome); one outcome per job
+    told = Counter((e["job_id"], e["status"]) for e in messages(stack) if e["job_id"] in ids)
+    sent: Counter[str] = Counter()
+    for (job, _status), n in told.items():
+        sent[job] = max(sent[job], n)
+    for job, n in Counter(job for job, status in told if status in TERMINAL).items():
+        sent[job] = max(sent[job], n)
     client = redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
-    rows = Counter(row["jobId"] for _, row in client.xrange("videopoll:results")
-                   if row["jobId"] in ids)
+    stream: list[tuple[str, dict[str, str]]] = client.xrange("videopoll:results")  # type: ignore[assignment]
+    rows = Counter(row["jobId"] for _, row in stream if row["jobId"] in ids)
     stored = Counter(p.stem for p in (stack.workdir / "videos").rglob("job_*.mp4"))
     counts = {"user messages": sent, "analytics rows": rows, "stored videos": stored}
     if callbacks is not None:

@@ -55,7 +55,8 @@ class Caller(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.is_set():
-            body = {"sessionId": "c", "model": "veo3", "taskId": f"veo_ok2_{uuid.uuid4().hex}"}
+            body: dict[str, object] = {"sessionId": "c", "model": "veo3",
+                                       "taskId": f"veo_ok2_{uuid.uuid4().hex}"}
             key = uuid.uuid4().hex
             started = time.monotonic()
             try:
@@ -109,7 +110,7 @@ def test_redis_restart_under_submissions_loses_no_accepted_job(
     retried = [stack.post("/webhook/poll-video", a.body, headers={"Idempotency-Key": a.key})
                for a in refused]
     assert {r.status_code for r in retried} <= {200, 202}, [r.text for r in retried]
-    jobs = [Submitted(a.json["jobId"], str(a.body["taskId"]), "veo_ok2", "succeeded")
+    jobs = [Submitted(str(a.json["jobId"]), str(a.body["taskId"]), "veo_ok2", "succeeded")
             for a in answers if a.status == 202]
     jobs += [Submitted(r.json()["jobId"], str(a.body["taskId"]), "veo_ok2", "succeeded")
              for a, r in zip(refused, retried, strict=True)]

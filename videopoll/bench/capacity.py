@@ -43,10 +43,11 @@ def measure(redis_url: str, workdir: Path) -> tuple[list[Row], dict[str, object]
         workers = [tree.worker(f"worker{i}", include="videopoll.bench.floor_tasks")
                    for i in (1, 2)]
         tree.beat()
-        client = Client(redis_url)
+        client = Client(redis_url, workers=len(workers))
         time.sleep(1.0)
         baseline = _used_memory(db)
-        burst = wrk.run(api_url, 300, workdir, total=jobs)
+        burst = wrk.run(api_url, 300, workdir, total=jobs,
+                        stop_when=lambda: int(db.zcard("videopoll:due")) >= jobs)
         began = time.monotonic()
         created = int(db.zcard("videopoll:due"))
         memory = [_used_memory(db) - baseline]

@@ -15,7 +15,10 @@ QUEUE = "videopoll"
 
 
 class Client:
-    def __init__(self, broker_url: str) -> None:
+    """``workers``: how many replies a control call waits for (it returns once they came)."""
+
+    def __init__(self, broker_url: str, workers: int = 1) -> None:
+        self.workers = workers
         self.app = Celery("videopoll-bench", broker=broker_url)
         self.app.conf.broker_connection_retry_on_startup = True
 
@@ -24,15 +27,16 @@ class Client:
 
     def totals(self, task: str) -> int:
         """How many ``task`` runs every worker has finished so far."""
-        stats = self.app.control.inspect(timeout=3).stats() or {}
+        stats = self.app.control.inspect(timeout=5, limit=self.workers).stats() or {}
         return sum(int(s.get("total", {}).get(task, 0)) for s in stats.values())
 
     def floor(self, running: bool) -> None:
         self.app.control.broadcast("bench_floor", arguments={"running": running}, reply=True,
-                                   timeout=3)
+                                   timeout=5, limit=self.workers)
 
     def lags_ms(self) -> list[int]:
-        replies = self.app.control.broadcast("bench_lags", reply=True, timeout=5) or []
+        replies = self.app.control.broadcast("bench_lags", reply=True, timeout=10,
+                                             limit=self.workers) or []
         return [lag for reply in replies for answer in reply.values()
                 for lag in answer.get("lags_ms", [])]
 

@@ -110,9 +110,9 @@ def _window(client: Client, worker: Proc, task: str, start: Callable[[int], None
     for i in range(JOBS):
         start(i)
     time.sleep(WARM_SECONDS)
-    count0, cpu0, t0 = client.totals(task), worker.cpu_seconds(), time.monotonic()
+    t0, cpu0, count0 = time.monotonic(), worker.cpu_seconds(), client.totals(task)
     time.sleep(RUN_SECONDS)
-    count1, cpu1, t1 = client.totals(task), worker.cpu_seconds(), time.monotonic()
+    t1, cpu1, count1 = time.monotonic(), worker.cpu_seconds(), client.totals(task)
     stop()
     _drain(client, task)
     turns = count1 - count0

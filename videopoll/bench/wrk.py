@@ -3,15 +3,19 @@
 Each request carries a task id of its own (run, thread, counter), so every answer is a real
 ``202`` job creation and never an idempotent ``200`` lookup. ``done`` prints the summary as
 one JSON line that ``run`` parses. With ``total``, each thread stops after its share of
-answers (a burst of exactly that many submissions, give or take the requests in flight).
+answers and stops sending; wrk itself runs to its duration, so ``burst`` interrupts it as
+soon as the jobs are stored (a burst of that many, give or take the requests in flight).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,15 +76,24 @@ def binary() -> str:
 
 
 def run(url: str, seconds: float, workdir: Path, total: int = 0,
-        scenario: str = "never") -> WrkResult:
-    """POST fresh jobs to ``url`` for ``seconds`` (or until ``total`` answers)."""
+        scenario: str = "never", stop_when: Callable[[], bool] | None = None) -> WrkResult:
+    """POST fresh jobs to ``url`` for ``seconds``, or until ``total`` answers and
+    ``stop_when()`` says the burst has landed."""
     script = workdir / f"wrk-{uuid.uuid4().hex[:8]}.lua"
     script.write_text(SCRIPT % {"run": uuid.uuid4().hex[:10], "quota": -(-total // THREADS),
                                 "scenario": scenario})
-    out = subprocess.run(
+    proc = subprocess.Popen(
         [binary(), "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds:.0f}s",
          "--timeout", "10s", "-s", str(script), url],
-        capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    began = time.monotonic()
+    if stop_when is not None:
+        while proc.poll() is None and time.monotonic() - began < seconds:
+            if stop_when():
+                proc.send_signal(signal.SIGINT)  # wrk stops and reports what it did
+                break
+            time.sleep(0.05)
+    out, _ = proc.communicate(timeout=seconds + 60)
     line = next(ln for ln in out.splitlines() if ln.startswith("WRKJSON "))
     data = json.loads(line.removeprefix("WRKJSON "))
     return WrkResult(requests=data["requests"], seconds=data["duration_us"] / 1e6,
