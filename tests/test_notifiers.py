@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+from pydantic import SecretStr
 import requests
 from standardwebhooks import Webhook
 
@@ -165,6 +166,23 @@ def test_the_callback_is_signed_and_verifies(
     assert link is None or not link.startswith("file:")
     with pytest.raises(Exception, match="signature"):
         Webhook(SECRET).verify(got.body.replace(b"succeeded", b"failed"), got.headers)
+
+
+def test_the_callback_carries_a_status_page_link_a_person_can_open(
+    rt: Runtime, fake: FakeProvider, listener: Listener
+) -> None:
+    from videopoll.view_links import token_valid
+
+    rt.settings = rt.settings.model_copy(update={
+        "public_base_url": "https://vp.example", "view_secret": SecretStr("view-key")})
+    rt.notifiers = [WebhookNotifier(SECRET, 5, allow_private=True)]
+    job_id = stored_job(rt, fake, callback_url=f"{listener.url}/resume/view")
+    notify.notify_user(rt, job_id)
+    [got] = listener.received
+    link = Webhook(SECRET).verify(got.body, got.headers)["data"]["viewUrl"]
+    page, _, token = link.partition("?token=")
+    assert page == f"https://vp.example/jobs/{job_id}/view"
+    assert token_valid(rt.settings, job_id, token)
 
 
 @pytest.mark.parametrize(("status", "permanent"), [(500, False), (503, False), (429, False),

@@ -14,10 +14,11 @@ from pydantic import SecretStr
 
 from tests.test_store import make_job
 from videopoll.api import create_app
-from videopoll.api.view import PAGE_FIELDS, view_token
+from videopoll.api.view import PAGE_FIELDS
 from videopoll.models import JobRecord, JobStatus
 from videopoll.runtime import Runtime
 from videopoll.settings import Settings
+from videopoll.view_links import view_token
 
 TOKEN = "api-token-for-view-tests"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -22,6 +22,7 @@ from videopoll.notifiers.telegram import TelegramNotifier
 from videopoll.providers import PROVIDERS
 from videopoll.redact import redact
 from videopoll.runtime import Runtime
+from videopoll.view_links import view_url
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,14 @@ def notice_for(rt: Runtime, job: JobRecord, event: Event) -> Notice:
         buttons=buttons_for(job) if event == "succeeded" else (),
         video=video,
         progress_message_id=progress_message_id(rt, job),
-        view=job_view(job, link, status),
+        view=job_view(job, link, status, view_url=_view_url(rt, job)),
     )
+
+
+def _view_url(rt: Runtime, job: JobRecord) -> str | None:
+    """The status page link for the caller's callback, where a person could open it."""
+    base = rt.settings.public_base_url
+    return view_url(rt.settings, job.job_id, base) if base else None
 
 
 def chat_for(rt: Runtime, job: JobRecord) -> tuple[str | int | None, str]:

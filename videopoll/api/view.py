@@ -15,13 +15,8 @@ until the job ends; with scripts off, a meta refresh reloads it instead.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
-import time
 from typing import Any
-from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
@@ -31,7 +26,7 @@ from videopoll.api.errors import ApiError
 from videopoll.job_view import job_view as public_view
 from videopoll.models import JobRecord
 from videopoll.runtime import Runtime
-from videopoll.settings import Settings
+from videopoll.view_links import token_valid
 
 bp = Blueprint("view", __name__, template_folder="templates")
 PAGE_FIELDS = ("jobId", "status", "message", "model", "attempts", "maxAttempts", "progress",
@@ -39,49 +34,6 @@ PAGE_FIELDS = ("jobId", "status", "message", "model", "attempts", "maxAttempts",
 REFRESH_SECONDS = 2
 PAGE_PROBLEMS = {404: "This job is no longer available: finished jobs are kept for a limited "
                         "time, and the link may be mistyped."}
-TOKEN_DOMAIN = b"videopoll job view v1"  # the key signs view links and nothing else
-
-
-def _key(settings: Settings) -> bytes | None:
-    secret = settings.secret("view_secret") or settings.secret("api_token")
-    if secret is None:
-        return None
-    return hmac.new(secret.encode(), TOKEN_DOMAIN, hashlib.sha256).digest()
-
-
-def _signature(key: bytes, job_id: str, expires: int) -> str:
-    mac = hmac.new(key, f"{job_id}.{expires}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-
-
-def view_token(settings: Settings, job_id: str, now: float | None = None) -> str | None:
-    """A token that opens ``job_id``'s page until ``VIEW_LINK_SECONDS`` from now."""
-    key = _key(settings)
-    if key is None:
-        return None
-    expires = int((now or time.time()) + settings.view_link_seconds)
-    return f"{expires}.{_signature(key, job_id, expires)}"
-
-
-def token_valid(settings: Settings, job_id: str, token: str, now: float | None = None) -> bool:
-    key = _key(settings)
-    expires, _, given = token.partition(".")
-    if key is None or not expires.isdigit() or len(expires) > 12:
-        return False
-    if int(expires) < (now or time.time()):
-        return False
-    return hmac.compare_digest(given.encode(), _signature(key, job_id, int(expires)).encode())
-
-
-def view_url(settings: Settings, job_id: str, base_url: str) -> str:
-    """The page's address for ``GET /jobs/<id>``'s ``viewUrl``, on ``PUBLIC_BASE_URL`` when
-    set (a bot calls the API internally, a person opens the link outside)."""
-    base = (settings.public_base_url or base_url).rstrip("/")
-    url = f"{base}/jobs/{quote(job_id, safe='')}/view"
-    token = view_token(settings, job_id)
-    return f"{url}?token={token}" if token else url
-
-
 def _runtime() -> Runtime:
     rt: Runtime = current_app.extensions["videopoll"]
     return rt

@@ -16,7 +16,6 @@ from videopoll import buttons, metrics, providers, transitions
 from videopoll.api.body import json_object, raw_json
 from videopoll.api.caller import Idempotency, check_caller
 from videopoll.api.errors import ApiError, store_unavailable, validation_details
-from videopoll.api.view import view_url
 from videopoll.cancellation import wants_remote_cancel
 from videopoll.download import check_url
 from videopoll.errors import CallbackRejected, DeliveryError
@@ -33,6 +32,7 @@ from videopoll.providers.base import CallbackRequest
 from videopoll.runtime import Runtime
 from videopoll.storage import FileStorage
 from videopoll.submission import generate_job_record, poll_job_record
+from videopoll.view_links import view_url
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
