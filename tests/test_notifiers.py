@@ -6,8 +6,8 @@ import io
 import json
 
 import pytest
-from pydantic import SecretStr
 import requests
+from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from tests.listeners import Listener
