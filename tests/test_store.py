@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+import redis
+
 from videopoll.models import JobRecord, JobStatus
 from videopoll.runtime import Runtime
+from videopoll.store import JobStore
 
 
 def make_job(rt: Runtime, job_id: str = "job_1", keys: list[str] | None = None) -> JobRecord:
@@ -102,3 +106,50 @@ def test_only_the_owner_of_a_stage_can_renew_finish_or_drop_it(rt: Runtime) -> N
     assert not rt.store.finish_stage("job_1", "store", owner)
     assert rt.store.begin_stage("job_1", "store", 5) is None
     assert rt.store.finish_stage("job_1", "store", other)
+
+
+def other_worker(rt: Runtime) -> JobStore:
+    """A second store on the same Redis, as another worker process has: its own memory."""
+    return JobStore(redis.Redis.from_url(rt.settings.redis_url, decode_responses=True),
+                    rt.settings.key_prefix, rt.store.timings)
+
+
+def test_a_record_reads_back_identically_from_its_slim_stored_form(rt: Runtime) -> None:
+    job = make_job(rt)
+    job.metadata = {"chat": "x", "n": [1, 2.5, None]}
+    rt.store.create(job)
+    raw = rt.store.redis.get(rt.store.job_key("job_1"))
+    assert JobRecord.model_validate_json(raw) == job == rt.store.get("job_1")
+    stored = json.loads(raw)
+    assert "chat_id" not in stored and "poll_token" not in stored  # null and default fields
+    assert len(raw) < len(job.model_dump_json()) / 2
+
+
+def test_a_write_from_a_stale_memory_keeps_what_another_worker_wrote(rt: Runtime) -> None:
+    rt.store.create(make_job(rt))
+    assert rt.store.claim("job_1", 1) is not None  # this worker now remembers the record
+    other_worker(rt).update("job_1", lambda j: setattr(j, "rate_limited", 7))
+    change = rt.store.update("job_1", lambda j: setattr(j, "attempts", j.attempts + 1))
+    job = rt.store.get("job_1")
+    assert change.applied and job is not None
+    assert (job.rate_limited, job.attempts) == (7, 1)
+
+
+def test_a_job_another_worker_ended_is_not_revived_from_memory(rt: Runtime) -> None:
+    rt.store.create(make_job(rt))
+    assert rt.store.claim("job_1", 1) is not None
+    other_worker(rt).update("job_1", lambda j: setattr(j, "status", JobStatus.CANCELED))
+    change = rt.store.update("job_1", lambda j: setattr(j, "status", JobStatus.RUNNING))
+    assert not change.applied
+    assert change.job is not None and change.job.status is JobStatus.CANCELED
+    assert rt.store.get("job_1").status is JobStatus.CANCELED  # type: ignore[union-attr]
+
+
+def test_a_token_another_worker_advanced_is_claimed_despite_a_stale_memory(rt: Runtime) -> None:
+    rt.store.create(make_job(rt))
+    assert rt.store.claim("job_1", 1) is not None  # remembers token 2
+    elsewhere = other_worker(rt)
+    assert elsewhere.claim("job_1", 2) is not None  # the next turn ran on the other worker
+    assert rt.store.claim("job_1", 2) is None  # its duplicate is refused…
+    claimed = rt.store.claim("job_1", 3)  # …and the current token is taken, not refused
+    assert claimed is not None and claimed.poll_token == 4
