@@ -65,6 +65,8 @@ def fields(resp: TestResponse) -> dict[str, str]:
         ("/jobs", {**GOOD_GEN, "aspectRatio": "1:1"}, "aspectRatio", ""),
         ("/jobs", {**GOOD_GEN, "model": "nope"}, "model", "veo3"),
         ("/jobs", {**GOOD_GEN, "imageUrls": ["ftp://x/y.png"]}, "imageUrls.0", "URL"),
+        ("/jobs", {**GOOD_GEN, "imageUrls": [f"https://cdn.example/{i}.png" for i in range(4)]},
+         "imageUrls", "at most 3"),
         ("/jobs", {**GOOD_GEN, "surprise": 1}, "surprise", "not a known field"),
         ("/jobs", [1, 2], "body", "object"),
         # strict types: a boolean is not a number of attempts or seconds
