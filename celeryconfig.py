@@ -63,6 +63,12 @@ worker_enable_soft_shutdown_on_idle = True
 # (test_faults_brokers). A task left running finishes; its ack fails with the old channel and
 # the message comes back, which the fences and stage markers make harmless.
 worker_cancel_long_running_tasks_on_connection_loss = False
+# Off as well: after a reconnect with tasks still running, Celery lowers the prefetch count and
+# restores it from each finished task's ack callback, which on the threads pool runs in a
+# pool thread; py-amqp is not thread-safe and that basic_qos waits for a reply the consumer
+# thread reads, so the worker stopped consuming until its next disconnect
+# (test_faults_brokers, RabbitMQ). A few extra messages prefetched after a reconnect are fenced.
+worker_enable_prefetch_count_reduction = False
 task_time_limit = 15 * 60
 task_soft_time_limit = 14 * 60
 

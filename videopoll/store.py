@@ -243,20 +243,20 @@ class JobStore:
         raw = self._recall(job_id)
         confirmed = raw is None  # a remembered record is a guess until Redis agrees
         if raw is None:
-            raw = self.redis.get(self.job_key(job_id))
+            raw = self._read(job_id)
         while True:
             if not raw:
                 if confirmed:
                     self._forget(job_id)
                     return Change(None)
-                raw, confirmed = self.redis.get(self.job_key(job_id)), True
+                raw, confirmed = self._read(job_id), True
                 continue
             job = self._parse(job_id, raw)
             before = job.status
             outcome = REFUSE if before.terminal else mutate(job)
             if isinstance(outcome, Refuse):
                 if not confirmed:
-                    raw, confirmed = self.redis.get(self.job_key(job_id)), True
+                    raw, confirmed = self._read(job_id), True
                     continue
                 self._remember(job_id, raw)
                 return Change(job if before.terminal else self._parse(job_id, raw))
@@ -414,6 +414,10 @@ class JobStore:
                     self.timings.retention_seconds, job.job_id]
         return [expected, new, "live", self._due(job), self.timings.retention_seconds,
                 job.job_id]
+
+    def _read(self, job_id: str) -> str | None:
+        raw = self.redis.get(self.job_key(job_id))
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     def _recall(self, job_id: str) -> str | None:
         with self._known_lock:

@@ -18,6 +18,7 @@ import redis
 
 from tests.e2e.stack import TERMINAL, Stack
 from tests.listeners import Listener
+from videopoll.models import JobRecord
 
 
 @dataclass
@@ -57,8 +58,8 @@ def records(stack: Stack, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         chunk = ids[start:start + 500]
         for job_id, raw in zip(chunk, client.mget([f"videopoll:job:{j}" for j in chunk]),
                                strict=True):
-            if raw:
-                found[job_id] = json.loads(raw)
+            if raw:  # stored without default fields: the model fills them in
+                found[job_id] = JobRecord.model_validate_json(raw).model_dump(mode="json")
     return found
 
 

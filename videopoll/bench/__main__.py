@@ -9,6 +9,7 @@ own processes, measures itself and its floor in the same run, and stops them aga
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="figure 3's poll interval in seconds (default 60)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every figure stops the processes it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     capacity.INTERVAL = args.capacity_interval
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(FIGURES))

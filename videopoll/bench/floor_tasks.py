@@ -27,20 +27,20 @@ _lags: list[float] = []
 _http = requests.Session()
 
 
-@app.task(name="videopoll.bench.noop", ignore_result=True)  # type: ignore[misc]
+@app.task(name="videopoll.bench.noop", ignore_result=True)  # type: ignore[untyped-decorator]
 def noop(n: int, countdown: float) -> None:
     if _running.is_set():
         noop.apply_async((n, countdown), countdown=countdown)
 
 
-@app.task(name="videopoll.bench.get", ignore_result=True)  # type: ignore[misc]
+@app.task(name="videopoll.bench.get", ignore_result=True)  # type: ignore[untyped-decorator]
 def get(n: int, countdown: float, url: str) -> None:
     _http.get(url, params={"taskId": f"veo_never_floor{n}"}, timeout=10)
     if _running.is_set():
         get.apply_async((n, countdown, url), countdown=countdown)
 
 
-@task_prerun.connect
+@task_prerun.connect  # type: ignore[untyped-decorator]
 def _note_lag(task: Any = None, **_: Any) -> None:
     if task is None or task.name != "videopoll.poll_job":
         return
@@ -49,7 +49,7 @@ def _note_lag(task: Any = None, **_: Any) -> None:
         _lags.append(time.time() - datetime.fromisoformat(eta).timestamp())
 
 
-@control_command(args=[("running", bool)], signature="<running>")  # type: ignore[misc]
+@control_command(args=[("running", bool)], signature="<running>")  # type: ignore[untyped-decorator]
 def bench_floor(state: Any, running: bool = True) -> dict[str, bool]:
     """Start or stop the floor chains (they stop re-publishing themselves)."""
     if running:
@@ -59,7 +59,7 @@ def bench_floor(state: Any, running: bool = True) -> dict[str, bool]:
     return {"running": running}
 
 
-@control_command()  # type: ignore[misc]
+@control_command()  # type: ignore[untyped-decorator]
 def bench_lags(state: Any) -> dict[str, list[int]]:
     """Hand over (and forget) the lags noted so far, in milliseconds."""
     taken = _lags[:]

@@ -64,9 +64,9 @@ def measure(redis_url: str, workdir: Path) -> tuple[list[Row], dict[str, object]
     noop, get, poll = (_combine(windows[k]) for k in ("noop", "get", "poll"))
     rows = [
         Row("polls", "polls/s vs empty task", poll["rate"], "polls/s", noop["rate"],
-            "empty self-rescheduling task", "≥ 0.5×", ratio_at_least(0.5)),
+            "empty self-rescheduling task", "≥ 0.5x", ratio_at_least(0.5)),
         Row("polls", "polls/s vs task + GET", poll["rate"], "polls/s", get["rate"],
-            "same + one GET of the fake", "≥ 0.8×", ratio_at_least(0.8)),
+            "same + one GET of the fake", "≥ 0.8x", ratio_at_least(0.8)),
         Row("polls", "CPU per poll vs empty task", poll["cpu_ms"], "ms", noop["cpu_ms"],
             "empty self-rescheduling task"),
         Row("polls", "CPU per poll vs task + GET", poll["cpu_ms"], "ms", get["cpu_ms"],

@@ -80,18 +80,18 @@ def _fmt(value: float | None) -> str:
 
 def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     m = meta["machine"]
-    lines = [f"`make bench` on {meta['date']}, {m['nproc']} × {m['cpu']}, Python {m['python']}"
+    lines = [f"`make bench` on {meta['date']}, {m['nproc']} x {m['cpu']}, Python {m['python']}"
              f" ({meta['seconds']:.0f} s).", "",
              "| figure | measure | value | floor (same run) | ratio | goal | met |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         floor = f"{_fmt(r.floor)} {r.unit} ({r.floor_label})" if r.floor is not None else "—"
-        ratio = f"{r.ratio:.2f}×" if r.ratio is not None else "—"
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "—"
         met = {True: "yes", False: "**no**", None: ""}[r.goal_met]
         lines.append(f"| {r.figure} | {r.metric} | {_fmt(r.value)} {r.unit} | {floor} | {ratio}"
                      f" | {r.goal} | {met} |")
     notes = [f"- {r.figure}, {r.metric}: {r.note}" for r in rows if r.note]
-    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
 
 
 def write(rows: list[Row], out_dir: Path, seconds: float, extra: dict[str, Any]) -> str:
