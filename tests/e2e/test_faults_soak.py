@@ -105,8 +105,11 @@ def keys_without_ttl(client: redis.Redis) -> dict[str, int]:
 def test_soak_mixed_jobs_with_kills_and_a_redis_restart(
     soak_redis: RestartableRedis, fake: FakeProvider, tmp_path: Path
 ) -> None:
-    env = stack_env(f"{soak_redis.url}/0", fake, tmp_path, POLL_INTERVAL_SECONDS="0.5",
-                    JOB_DEADLINE_SECONDS="20", SWEEP_GRACE_SECONDS="2",
+    # the long run keeps ~10 times more jobs in flight on the same two workers: a 20 s
+    # deadline there ended ~10% of the jobs provider_timeout on a loaded 2-core machine
+    env = stack_env(f"{soak_redis.url}/0", fake, tmp_path,
+                    POLL_INTERVAL_SECONDS="1.0" if LONG else "0.5",
+                    JOB_DEADLINE_SECONDS="90" if LONG else "20", SWEEP_GRACE_SECONDS="2",
                     POLL_LEASE_SECONDS="5", DELIVERY_LEASE_SECONDS="30",
                     RESULT_RETENTION_SECONDS=str(RETENTION), RATE_LIMIT_PER_SECOND="1000",
                     RATE_LIMIT_BURST="1000")
