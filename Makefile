@@ -31,8 +31,11 @@ browser:
 run: $(STAMP) redis-binary media-tools
 	REDIS_URL=$(REDIS_URL) scripts/with-redis "$(REDIS_URL)" $(BIN)/videopoll run-demo
 
+# Two xdist workers: most of the suite waits on real processes (stacks, fakes), and each
+# file stays on one worker so its stacks start once (tests/conftest.py groups them).
+PYTEST_WORKERS ?= 2
 test: $(STAMP) redis-binary media-tools browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-fast: $(STAMP) redis-binary media-tools
 	$(BIN)/pytest -m "not slow and not e2e"

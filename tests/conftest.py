@@ -21,15 +21,23 @@ from videopoll.local_redis import free_port, local_redis
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
 
-E2E_DIR = Path(__file__).parent / "e2e"
+TESTS_DIR = Path(__file__).parent
+E2E_DIR = TESTS_DIR / "e2e"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every whole-stack test ``e2e`` (a module-level ``pytestmark`` in a conftest marks
-    nothing), so ``-m e2e`` and ``-m "not e2e"`` select what they say."""
+    nothing), so ``-m e2e`` and ``-m "not e2e"`` select what they say.
+
+    ``make test`` runs on two xdist workers with ``--dist loadgroup``: each file is one group
+    (its module-scoped stacks start once), except tests that name a group of their own (the
+    CPU-heavy fault runs, which must not run at the same time as each other).
+    """
     for item in items:
         if E2E_DIR in item.path.parents:
             item.add_marker(pytest.mark.e2e)
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(TESTS_DIR))))
 
 
 @pytest.fixture(scope="session")

@@ -139,6 +139,27 @@ def test_recording_a_finished_job_clears_its_outbox_entry(rt: Runtime, out: io.S
     assert rt.store.redis.xlen("videopoll:results") == 1
 
 
+def test_a_worker_killed_while_recording_leaves_exactly_one_analytics_event(
+    rt: Runtime, out: io.StringIO
+) -> None:
+    """The event and the stage's "done" are one step: no interleaving of a dead worker and its
+    re-run can leave none or two (a kill -9 between an append and its mark used to)."""
+    rt.store.create(make_job(rt))
+    fail(rt, "job_1", ErrorCode.MODERATION_REJECTED)
+    dead = rt.store.begin_stage("job_1", "record", 0.2)  # a worker SIGKILLed right here
+    assert dead is not None
+    delivery.record_result(rt, "job_1")  # the stage is still held: nothing yet
+    assert rt.store.redis.xlen("videopoll:results") == 0
+    time.sleep(0.3)  # its lease runs out
+    delivery.record_result(rt, "job_1")
+    delivery.record_result(rt, "job_1")
+    assert rt.store.redis.xlen("videopoll:results") == 1
+    # the dead worker's late step (had it only been frozen) appends nothing either
+    assert not rt.store.finish_stage_with_event("job_1", "record", dead, "videopoll:results",
+                                                {"jobId": "job_1"}, 100)
+    assert rt.store.redis.xlen("videopoll:results") == 1
+
+
 def test_the_delayed_notice_is_sent_once(rt: Runtime, out: io.StringIO) -> None:
     rt.store.create(make_job(rt))
     rt.store.update("job_1", lambda j: setattr(j, "status", JobStatus.DELAYED))

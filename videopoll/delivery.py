@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from videopoll import metrics, transitions
 from videopoll.download import stream
@@ -128,10 +128,8 @@ def record_result(rt: Runtime, job_id: str) -> None:
     if job is None or not job.status.terminal:
         return
     owner = rt.store.begin_stage(job_id, "record", stage_lease(rt))
-    if owner is not None:
-        _append_result(rt, job)
+    if owner is not None and _append_result(rt, job, owner):
         metrics.job_finished(job)
-        rt.store.finish_stage(job_id, "record", owner)
     if rt.store.stage_done(job_id, "record"):
         rt.store.outbox_done(job_id)
 
@@ -163,13 +161,15 @@ def analytics_event(rt: Runtime, job: JobRecord) -> dict[str, Any]:
     }
 
 
-def _append_result(rt: Runtime, job: JobRecord) -> None:
+def _append_result(rt: Runtime, job: JobRecord, owner: str) -> bool:
+    """One analytics event, appended with the record stage's "done" in one step: a worker
+    killed in between can neither lose it nor, on the re-run, append it twice."""
     event = analytics_event(rt, job)
     row = {k: json.dumps(v) if isinstance(v, dict | list) or v is None else str(v)
            for k, v in event.items()}
-    rt.store.redis.xadd(
-        f"{rt.store.prefix}:results", cast("dict[Any, Any]", row),
-        maxlen=RESULTS_STREAM_MAXLEN, approximate=True,
-    )
-    log.info("job finished", extra={"analytics": {k: v for k, v in event.items()
-                                                  if k != "callerMetadata"}})
+    appended = rt.store.finish_stage_with_event(
+        job.job_id, "record", owner, f"{rt.store.prefix}:results", row, RESULTS_STREAM_MAXLEN)
+    if appended:
+        log.info("job finished", extra={"analytics": {k: v for k, v in event.items()
+                                                      if k != "callerMetadata"}})
+    return appended

@@ -99,6 +99,17 @@ else redis.call('DEL', KEYS[1]) end
 return 1
 """
 
+# KEYS: stage key, stream; ARGV: owner, retention seconds, stream max length, field, value…
+# The event is appended and the stage marked done in one step, or neither: a worker killed
+# before this leaves no event (the stage's lease runs out and a re-run appends it once), and
+# one killed after leaves it done. Nothing in between can count a job twice.
+_FINISH_WITH_EVENT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+redis.call('SET', KEYS[1], 'done', 'EX', ARGV[2])
+return 1
+"""
+
 T = TypeVar("T")
 KNOWN_RECORDS = 20_000  # ~0.5 KB each: what one worker remembers of the jobs it polls
 
@@ -160,6 +171,7 @@ class JobStore:
         self._known_lock = threading.Lock()
         self._take_due = client.register_script(_TAKE_DUE)
         self._stage = client.register_script(_STAGE)
+        self._finish_with_event = client.register_script(_FINISH_WITH_EVENT)
 
     # keys -------------------------------------------------------------------------------
     def job_key(self, job_id: str) -> str:
@@ -360,6 +372,15 @@ class JobStore:
     def finish_stage(self, job_id: str, stage: str, owner: str) -> bool:
         return bool(self._stage(keys=[self.stage_key(job_id, stage)],
                                 args=[owner, "done", self.timings.retention_seconds]))
+
+    def finish_stage_with_event(self, job_id: str, stage: str, owner: str, stream: str,
+                                fields: dict[str, str], maxlen: int) -> bool:
+        """Append ``fields`` to ``stream`` and mark our stage done, atomically; ``False`` (and
+        nothing appended) if the stage is no longer ours."""
+        flat = [item for pair in fields.items() for item in pair]
+        return bool(self._finish_with_event(
+            keys=[self.stage_key(job_id, stage), stream],
+            args=[owner, self.timings.retention_seconds, maxlen, *flat]))
 
     def record_channel(self, job_id: str, channel: str, result: dict[str, Any]) -> None:
         """What one notification channel did for a job (sent, skipped and why, failed)."""

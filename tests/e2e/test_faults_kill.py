@@ -22,7 +22,8 @@ from tests.e2e.stack import Stack
 from tests.listeners import Listener
 from videopoll.fake_provider import FakeProvider
 
-pytestmark = [pytest.mark.slow, pytest.mark.faults]
+# the two CPU-heavy runs (1,000 jobs here, the soak) share one xdist worker, one after the other
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.xdist_group("heavy")]
 
 # RabbitMQ's run is smaller: the same paths, a quarter of the suite's time
 JOBS = {"redis": 1000, "amqp": 250}
