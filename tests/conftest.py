@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+import responses
 
 from tests.listeners import Listener
 from videopoll.fake_provider import FakeProvider, start_in_thread
@@ -45,6 +46,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of our own on a free port; tests may flush it freely."""
     with local_redis(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    """``responses`` for one adapter's unit tests: every registered answer must be asked for."""
+    with responses.RequestsMock() as rsps:
+        yield rsps
 
 
 @pytest.fixture(scope="module")

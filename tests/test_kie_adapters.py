@@ -41,12 +41,6 @@ def normalize(resp: ProviderResponse) -> PollResult:
     return guarded(resp, judge)
 
 
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock() as rsps:
-        yield rsps
-
-
 def adapter(family: str) -> Provider:
     return PROVIDERS[family].with_config(base_url=BASE, api_key="kie-secret", timeout=2)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -75,12 +74,6 @@ def accepted(app: str, request_id: str = RID) -> dict[str, str]:
     base = f"https://queue.fal.run/{app}/requests/{request_id}"
     return {"request_id": request_id, "response_url": base, "status_url": f"{base}/status",
             "cancel_url": f"{base}/cancel"}
-
-
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock() as rsps:
-        yield rsps
 
 
 def sent(mocked: responses.RequestsMock, i: int = 0) -> Any:

@@ -45,12 +45,6 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16
 S, R, F = PollState.SUCCEEDED, PollState.RUNNING, PollState.FAILED
 
 
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock() as rsps:
-        yield rsps
-
-
 def adapter(**fields: Any) -> Provider:
     return GeminiProvider.with_config(**{"base_url": BASE, "api_key": KEY,
                                          "allow_private_images": True, **fields})

@@ -58,12 +58,6 @@ def spec(model: str = "sora-2", aspect: str = "16:9", seconds: int = 8,
                           duration_seconds=seconds, image_urls=images or [])
 
 
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock() as rsps:
-        yield rsps
-
-
 def sent(mocked: responses.RequestsMock) -> Any:
     raw = mocked.calls[0].request.body
     return json.loads(raw if raw is not None else b"null")

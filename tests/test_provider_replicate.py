@@ -58,12 +58,6 @@ def spec(model: str, aspect: str = "16:9", images: list[str] | None = None) -> G
                           duration_seconds=info.default_duration, image_urls=images or [])
 
 
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock() as rsps:
-        yield rsps
-
-
 def sent(mocked: responses.RequestsMock, i: int = 0) -> Any:
     raw = mocked.calls[i].request.body
     return json.loads(raw if raw is not None else b"null")

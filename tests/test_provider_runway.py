@@ -10,7 +10,6 @@ page, with [3P] codes (``INPUT_PREPROCESSING.SAFETY.*``, ``INTERNAL.BAD_OUTPUT.C
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +50,6 @@ def spec(model: str, images: list[str] | None = None, aspect: str = "16:9",
          duration: int = 5) -> GenerationSpec:
     return GenerationSpec(model=model, prompt="a red fox", aspect_ratio=aspect,
                           duration_seconds=duration, image_urls=images or [])
-
-
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock() as rsps:
-        yield rsps
 
 
 # --- submit ----------------------------------------------------------------------------------

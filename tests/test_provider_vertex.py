@@ -47,12 +47,6 @@ STORAGE = "https://storage.googleapis.com"
 S, R, F = PollState.SUCCEEDED, PollState.RUNNING, PollState.FAILED
 
 
-@pytest.fixture
-def mocked() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock() as rsps:
-        yield rsps
-
-
 def adapter(**fields: Any) -> Provider:
     return VertexProvider.with_config(**{
         "base_url": BASE, "api_key": TOKEN, "project": "my-proj",
