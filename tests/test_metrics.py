@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from tests.conftest import with_kie
-from videopoll import delivery, metrics, notify
+from videopoll import delivery, metrics, metrics_files, notify
 from videopoll.api import create_app
 from videopoll.fake_provider import FakeProvider
 from videopoll.notifiers import ConsoleNotifier
@@ -242,7 +242,7 @@ def test_multiprocess_mode_adds_up_every_process(settings: Settings, tmp_path: P
     folder = tmp_path / "prometheus"
     folder.mkdir()
     (folder / "counter_99999.db").write_bytes(b"left by an earlier run")
-    metrics.prepare_multiproc_dir(str(folder))  # what gunicorn's on_starting does
+    metrics_files.prepare_multiproc_dir(str(folder))  # what gunicorn's on_starting does
     env = {"PROMETHEUS_MULTIPROC_DIR": str(folder), "PATH": "/usr/bin:/bin"}
     workers = [subprocess.run([sys.executable, "-c", RECORD, str(n)], env=env, check=True,
                               cwd=Path(__file__).parents[1], timeout=60) for n in (2, 3)]
@@ -255,7 +255,7 @@ def test_multiprocess_mode_adds_up_every_process(settings: Settings, tmp_path: P
         # both processes, and not this test's own registry
         assert at(scrape(client), "videopoll_rate_limited_total", **labels) == 5
         for pid_file in folder.glob("counter_*.db"):  # what gunicorn's child_exit does
-            metrics.process_exited(int(pid_file.stem.split("_")[1]), str(folder))
+            metrics_files.process_exited(int(pid_file.stem.split("_")[1]), str(folder))
         # a worker that exits keeps its counts in the sum
         assert at(scrape(client), "videopoll_rate_limited_total", **labels) == 5
 

@@ -10,7 +10,7 @@ gevent's patched sockets. Bounds on a slow caller: its headers must arrive withi
 Metrics: with ``PROMETHEUS_MULTIPROC_DIR`` set, each worker process writes its values to files
 there and ``/metrics`` adds them up; the master empties the folder at start (``on_starting``)
 and marks each worker that exits (``child_exit``), as prometheus_client's multiprocess mode
-asks.
+asks, with ``metrics_files`` (standard library only: see there why).
 
 Every answer gunicorn writes itself (414 URI too long, 431, 400 bad request line) is JSON
 like the app's, and the access log names method and path only: never the query string
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 from typing import Any
 
 # gunicorn ships no type hints
@@ -50,28 +49,22 @@ def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: st
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-# The master's hooks must not import prometheus_client (nor anything that imports ``ssl``):
-# workers are forked from the master and patch ``ssl`` for gevent only after the fork, and an
-# ``ssl`` imported before that makes botocore's SSL context recurse until the worker dies
-# (gevent's "monkey-patch ssl before it is imported" rule). So the two multiprocess chores are
-# done here with the standard library, as prometheus_client's own helpers do them.
 def on_starting(server: Any) -> None:
+    from videopoll.metrics_files import prepare_multiproc_dir
     from videopoll.settings import load_settings
 
     folder = load_settings().prometheus_multiproc_dir
-    if folder:  # a fresh run: earlier files' pids may be reused
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        for stale in Path(folder).glob("*.db"):
-            stale.unlink(missing_ok=True)
+    if folder:
+        prepare_multiproc_dir(folder)
 
 
 def child_exit(server: Any, worker: Any) -> None:
+    from videopoll.metrics_files import process_exited
     from videopoll.settings import load_settings
 
     folder = load_settings().prometheus_multiproc_dir
-    if folder:  # prometheus_client.multiprocess.mark_process_dead: its live gauges go
-        for live in Path(folder).glob(f"gauge_live*_{worker.pid}.db"):
-            live.unlink(missing_ok=True)
+    if folder:
+        process_exited(worker.pid, folder)
 
 
 class ApiWorker(GeventWorker):  # type: ignore[misc]

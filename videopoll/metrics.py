@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
 from prometheus_client import (
@@ -39,7 +38,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from videopoll.errors import (
@@ -308,16 +307,3 @@ def serve_worker_metrics(port: int | None, host: str, multiproc_dir: str | None)
         log.error("worker metrics not served on %s:%s: %s", host, port, exc)
         return
     log.info("worker metrics on http://%s:%s/metrics", host, port)
-
-
-def prepare_multiproc_dir(path: str) -> None:
-    """Create the folder and drop the files of an earlier run (their pids may be reused)."""
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.db"):
-        stale.unlink(missing_ok=True)
-
-
-def process_exited(pid: int, multiproc_dir: str) -> None:
-    """A gunicorn worker died: its live gauges go (its counters stay in the sums)."""
-    mark_process_dead(pid, multiproc_dir)  # type: ignore[no-untyped-call]
