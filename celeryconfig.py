@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kombu.entity import Queue
 
+from videopoll.poll_messages import POLL_QUEUE
 from videopoll.settings import load_settings
 
 _settings = load_settings()
@@ -76,8 +77,8 @@ task_soft_time_limit = 14 * 60
 # there, exactly when recovery mattered. Every worker consumes both (a worker started without
 # -Q takes all of task_queues); kombu's Redis transport round-robins BRPOP over its queues, so
 # a sweep waits at most for the prefetched window, never for the backlog.
-task_default_queue = "videopoll"
-task_queues = (Queue("videopoll"), Queue("videopoll-sweep"))  # type: ignore[no-untyped-call]
+task_default_queue = POLL_QUEUE
+task_queues = (Queue(POLL_QUEUE), Queue("videopoll-sweep"))  # type: ignore[no-untyped-call]
 task_routes = {
     "videopoll.poll_job": {"queue": "videopoll"},
     "videopoll.sweep": {"queue": "videopoll-sweep"},

@@ -74,10 +74,8 @@ def client(crt: Runtime) -> FlaskClient:
 
 
 def queued(rt: Runtime) -> int:
-    """Poll messages published to this test process's private broker."""
-    from videopoll.celery_app import app
-
-    broker = redis.Redis.from_url(app.conf.broker_url)
+    """Poll messages queued on the runtime's broker (its job store's Redis)."""
+    broker = redis.Redis.from_url(rt.settings.effective_broker_url)
     return int(broker.llen("videopoll"))
 
 

@@ -15,6 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from videopoll.notifiers import Notifier, build_notifiers
+from videopoll.poll_messages import direct_capable
 from videopoll.providers import PROVIDERS
 from videopoll.providers.base import Provider
 from videopoll.ratelimit import Limit, RateLimiter
@@ -51,6 +52,26 @@ class Runtime:
             return self.store.redis
         return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5,
                                     socket_connect_timeout=5)
+
+    @cached_property
+    def direct_broker(self) -> redis.Redis | None:
+        """The Redis whose lists are the broker's queues, when poll messages go there directly:
+        the job store's own client when the broker is the same Redis (the default)."""
+        s = self.settings
+        url = s.effective_broker_url
+        if not s.direct_publish or not direct_capable(url):
+            return None
+        if url == s.redis_url:
+            return self.store.redis
+        kwargs = self.store.redis.connection_pool.connection_kwargs
+        return redis.Redis.from_url(url, decode_responses=True,
+                                    socket_timeout=kwargs.get("socket_timeout"),
+                                    socket_connect_timeout=kwargs.get("socket_connect_timeout"))
+
+    @property
+    def first_poll_in_create(self) -> bool:
+        """Whether a new job's first poll can be queued by the store's own create call."""
+        return self.direct_broker is self.store.redis
 
     def acquire(self, family: str, kind: Literal["status", "submit"]) -> float:
         """Take a token from the provider account's bucket; seconds to wait if there is none."""

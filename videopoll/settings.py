@@ -23,6 +23,9 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str | None = None
+    # Poll messages go straight onto a Redis broker's queue list (videopoll.poll_messages);
+    # off, every message is published through Celery.
+    direct_publish: bool = True
     key_prefix: str = "videopoll"
 
     poll_interval_seconds: float = Field(default=60.0, gt=0)

@@ -43,18 +43,21 @@ from typing import Any, Generic, TypeVar
 import redis
 
 from videopoll.models import POLLABLE_STATUSES, JobRecord, JobStatus
+from videopoll.poll_messages import QueuedMessage
 
 HISTORY_LIMIT = 50
 
-# KEYS: job key, due key, idempotency keys… ; ARGV: job id, record JSON, due score
+# KEYS: job key, due key, queue list, idempotency keys… ; ARGV: job id, record JSON, due
+# score, the first poll's message ("" for none). The record and its first poll are one write.
 _CREATE = """
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local existing = redis.call('GET', KEYS[i])
   if existing then return {existing, 0} end
 end
-for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[1]) end
+for i = 4, #KEYS do redis.call('SET', KEYS[i], ARGV[1]) end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+if ARGV[4] ~= '' then redis.call('LPUSH', KEYS[3], ARGV[4]) end
 return {ARGV[1], 1}
 """
 
@@ -226,22 +229,25 @@ class JobStore:
                 "quarantined": quarantined}
 
     # writes -----------------------------------------------------------------------------
-    def create(self, job: JobRecord) -> tuple[JobRecord, bool]:
+    def create(self, job: JobRecord, first_poll: QueuedMessage | None = None
+               ) -> tuple[JobRecord, bool]:
         """Store a new job unless one of its idempotency keys already names a job.
 
         Returns the job that owns the keys and whether it was created now (invariant 3).
+        ``first_poll`` (a message for a broker on this same Redis) is queued in the same
+        write, and only if the job was created.
         """
-        keys = [self.job_key(job.job_id), self.due_key]
-        keys += [self.idem_key(k) for k in job.idempotency_keys]
-        job_id, created = self._create(
-            keys=keys, args=[job.job_id, self.dump(job), self._due(job)]
-        )
+        idem = [self.idem_key(k) for k in job.idempotency_keys]
+        queue = first_poll.queue if first_poll else self.due_key
+        keys = [self.job_key(job.job_id), self.due_key, queue, *idem]
+        job_id, created = self._create(keys=keys, args=[
+            job.job_id, self.dump(job), self._due(job), first_poll.payload if first_poll else ""])
         if created:
             return job, True
         existing = self.get(str(job_id))
         if existing is None:  # the key outlived its job: its retention ran out mid-flight
-            self.redis.delete(*keys[2:])
-            return self.create(job)
+            self.redis.delete(*idem)
+            return self.create(job, first_poll)
         return existing, False
 
     def update(self, job_id: str, mutate: Callable[[JobRecord], T | Refuse]) -> Change[T]:

@@ -27,6 +27,7 @@ from videopoll.models import (
     JobStatus,
     PollVideoRequest,
 )
+from videopoll.poll_messages import API_PUBLISH_RETRY, poll_message, publish_poll
 from videopoll.polling import callback_url_token
 from videopoll.providers.base import CallbackRequest
 from videopoll.runtime import Runtime
@@ -38,10 +39,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
 SWEEP_STALE_INTERVALS = 4
 SWEEP_STALE_MIN_SECONDS = 30.0
-# Publishing is a hint (the sweeper enqueues a stored job anyway): one quick retry for a pooled
-# connection that went stale, never a wait that holds the caller.
 CALLBACK_MAX_BYTES = 1024 * 1024  # a Replicate prediction carries its logs
-PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 
 
 def runtime() -> Runtime:
@@ -98,9 +96,10 @@ def _check_urls(urls: list[tuple[str, str]]) -> None:
 
 
 def _store(job: JobRecord, idem: Idempotency) -> tuple[JobRecord, bool]:
-    """Write the job once. A store fault after the command left is an unknown outcome."""
+    """Write the job (and, on a shared Redis, its first poll) once. A store fault after the
+    command left is an unknown outcome."""
     try:
-        return runtime().store.create(job)
+        return _create(runtime(), job)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         log.warning("job store unavailable at submit: %s", type(exc).__name__,
                     extra={"job_id": job.job_id})
@@ -112,6 +111,19 @@ def _store(job: JobRecord, idem: Idempotency) -> tuple[JobRecord, bool]:
         ) from exc
 
 
+def _create(rt: Runtime, job: JobRecord) -> tuple[JobRecord, bool]:
+    """Store a new job and queue its first turn: in the same Lua call when the broker is the
+    store's Redis, else by a publish after it (a lost publish is the sweeper's to redo)."""
+    countdown = max(0.0, (job.next_poll_at or 0.0) - job.created_at)
+    if rt.first_poll_in_create:
+        first = poll_message(job.job_id, job.poll_token, countdown)
+        return rt.store.create(job, first)
+    stored, created = rt.store.create(job)
+    if created:
+        _publish_poll(job, countdown)
+    return stored, created
+
+
 def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnValue:
     job.request_fingerprint = idem.fingerprint
     stored, created = _store(job, idem)
@@ -119,22 +131,14 @@ def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnVa
     if not created:
         idem.check_reuse(stored)
         return jsonify({**job_view(stored), "message": "Already tracking this job"}), 200
-    _publish_first_turn(job)
     return jsonify({"jobId": job.job_id, "status": job.status.value, "message": message}), 202
-
-
-def _publish_first_turn(job: JobRecord) -> None:
-    _publish_poll(job, max(0.0, (job.next_poll_at or 0.0) - job.created_at))
 
 
 def _publish_poll(job: JobRecord, countdown: float) -> None:
     """Send the poll for the job's current token. Only a hint: if the publish fails, the
     record is stored and due, and the sweeper (or the scheduled poll) enqueues it."""
-    from videopoll.tasks.poll import poll_job  # the task module pulls in Celery
-
     try:
-        poll_job.apply_async((job.job_id, job.poll_token), countdown=countdown,
-                             retry=True, retry_policy=PUBLISH_RETRY)
+        publish_poll(runtime(), job.job_id, job.poll_token, countdown, patient=False)
     except Exception:
         log.exception("poll not published; the sweeper will enqueue it",
                       extra={"job_id": job.job_id})
@@ -195,7 +199,8 @@ def cancel_job(job_id: str) -> ResponseReturnValue:
         try:  # stop the task at the provider too (best effort: the job is canceled already)
             from videopoll.tasks.poll import cancel_provider_task
 
-            cancel_provider_task.apply_async((job_id,), retry=True, retry_policy=PUBLISH_RETRY)
+            cancel_provider_task.apply_async((job_id,), retry=True,
+                                              retry_policy=API_PUBLISH_RETRY)
         except Exception:
             log.exception("provider cancel not published", extra={"job_id": job_id})
     return jsonify(job_view(change.job))
@@ -274,11 +279,9 @@ def telegram_webhook() -> ResponseReturnValue:
     outcome = buttons.decide(rt, press)
     answer = outcome.answer
     if outcome.new_job is not None:
-        stored, created = rt.store.create(outcome.new_job)
+        stored, created = _create(rt, outcome.new_job)
         metrics.job_submitted(stored, created)
-        if created:
-            _publish_first_turn(stored)
-        else:
+        if not created:
             answer = "Already on it."
     if outcome.forward:
         from videopoll.tasks.deliver import forward_press

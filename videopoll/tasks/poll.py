@@ -8,12 +8,13 @@ from typing import Any
 from videopoll import cancellation, polling, sweeper
 from videopoll.celery_app import app
 from videopoll.errors import TransientError
+from videopoll.poll_messages import POLL_TASK, publish_poll
 from videopoll.polling import Next
 from videopoll.runtime import get_runtime
 from videopoll.tasks.deliver import finish, notify_delayed, start_delivery, update_progress
 
 
-@app.task(name="videopoll.poll_job", ignore_result=True)
+@app.task(name=POLL_TASK, ignore_result=True)
 def poll_job(job_id: str, attempt: int) -> None:
     """Run the poll scheduled as ``attempt`` (the job's fencing token) and plan the next."""
     rt = get_runtime()
@@ -48,7 +49,7 @@ def carry_out(job_id: str, step: Next) -> None:
     if step.progress:
         update_progress.delay(job_id, step.progress)
     if step.action == "poll":
-        poll_job.apply_async((job_id, step.token), countdown=step.countdown)
+        publish_poll(get_runtime(), job_id, step.token, step.countdown)
     elif step.action == "deliver":
         start_delivery(job_id)
     elif step.action == "finish":
