@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -130,16 +131,69 @@ def test_a_failure_notice_survives_a_lost_publish(rt: Runtime) -> None:
     assert list(sweep(rt, much_later)) == []
 
 
-def test_the_outbox_gives_up_after_bounded_tries(rt: Runtime) -> None:
+def _resends(rt: Runtime, start: float, until: float, died: bool = False) -> list[float]:
+    """Sweep once a second from ``start`` to ``until``; when each re-run was sent. With
+    ``died``, every re-run is picked up by a worker that dies before its notify step ends."""
+    sent: list[float] = []
+    now = start
+    while now < until and rt.store.redis.zscore(rt.store.outbox_key, "job_1") is not None:
+        if [s.action for _, s in sweep(rt, now)] == ["finish"]:
+            sent.append(now)
+            if died:
+                rt.store.mark_chain("job_1", "started", now=now + 0.5)
+        now += 1.0
+    return sent
+
+
+def test_a_chain_whose_worker_keeps_dying_is_re_run_a_bounded_number_of_times(
+    rt: Runtime
+) -> None:
     rt.store.create(make_job(rt))
     fail(rt, "job_1", ErrorCode.MODERATION_REJECTED)
+    rt.store.mark_chain("job_1", "started")  # the first chain's worker died mid-notify
+    start = time.time() + rt.settings.sweep_grace_seconds + 1
+    lease = rt.settings.delivery_lease_seconds
+    sent = _resends(rt, start, start + (MAX_OUTBOX_TRIES + 3) * (lease + 2), died=True)
+    assert len(sent) == MAX_OUTBOX_TRIES
+    assert all(b - a >= lease for a, b in pairwise(sent))
+    assert rt.store.redis.zcard(rt.store.outbox_key) == 0  # given up, and said so in the log
+
+
+def test_a_chain_queued_behind_a_backlog_is_never_counted_as_lost(rt: Runtime) -> None:
+    """Its re-runs come at growing intervals and do not use up the crash bound: only the
+    delivery budget ends them."""
+    rt.store.create(make_job(rt))
+    fail(rt, "job_1", ErrorCode.MODERATION_REJECTED)  # its chain waits in the queue
+    s = rt.settings
+    start = time.time() + s.sweep_grace_seconds + 1
+    sent = _resends(rt, start, start + s.delivery_budget_seconds + 2 * s.delivery_lease_seconds)
+    assert len(sent) > MAX_OUTBOX_TRIES
+    gaps = [b - a for a, b in pairwise(sent)]
+    assert gaps == sorted(gaps) and gaps[0] < gaps[-1] <= s.delivery_lease_seconds + 1
+    assert sent[-1] - sent[0] <= s.delivery_budget_seconds + s.delivery_lease_seconds
+    assert rt.store.redis.zcard(rt.store.outbox_key) == 0  # the budget, not the count, ended it
+
+
+def test_a_chain_that_notified_and_waits_for_its_record_step_is_not_counted(
+    rt: Runtime
+) -> None:
+    rt.store.create(make_job(rt))
+    fail(rt, "job_1", ErrorCode.MODERATION_REJECTED)
+    start = time.time() + rt.settings.sweep_grace_seconds + 1
+    rt.store.mark_chain("job_1", "started", now=start - 1)
+    rt.store.mark_chain("job_1", "ended", now=start - 0.5)  # record_result is queued
+    assert [s.reason for _, s in sweep(rt, start)] == ["notify/record chain overdue"]
+    assert rt.store.outbox_runs("job_1").lapsed == 0
+
+
+def test_a_chain_running_right_now_is_left_alone(rt: Runtime) -> None:
+    rt.store.create(make_job(rt))
+    fail(rt, "job_1", ErrorCode.MODERATION_REJECTED)
+    stage = f"notify:{rt.notifiers[0].name}"
+    assert rt.store.begin_stage("job_1", stage, 30.0) is not None  # a worker is sending
     later = time.time() + rt.settings.sweep_grace_seconds + 1
-    finishes = 0
-    for _ in range(MAX_OUTBOX_TRIES + 3):
-        finishes += sum(1 for _ in sweep(rt, later))
-        later += rt.settings.delivery_lease_seconds + 1
-    assert finishes == MAX_OUTBOX_TRIES
-    assert rt.store.redis.zcard(rt.store.outbox_key) == 0
+    assert list(sweep(rt, later)) == []
+    assert list(sweep(rt, later + 1)) == []  # pushed back by a lease, not re-checked at once
 
 
 def test_a_delayed_job_is_failed_at_its_deadline_not_at_its_next_slow_poll(rt: Runtime) -> None:

@@ -64,7 +64,8 @@ STAGE_SECONDS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 3
 # What the sweeper took over, in words a dashboard can group by (its Next.reason strings)
 SWEEP_REASONS = {"overdue": "poll_overdue", "delivery overdue": "delivery_overdue",
                  "delivery budget spent": "delivery_budget_spent",
-                 "notify/record chain overdue": "outbox_overdue"}
+                 "notify/record chain overdue": "outbox_overdue",
+                 "notify/record chain lapsed": "outbox_lapsed"}
 _CODES = frozenset(ErrorCode)
 
 

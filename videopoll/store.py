@@ -7,6 +7,7 @@ Keys (``P`` is the configured prefix):
 - ``P:due``               sorted set: job id → when the sweeper should look at it again
 - ``P:stage:<id>:<name>`` delivery stage marker (an owner token with a lease, then "done")
 - ``P:outbox``            sorted set: terminal jobs whose notify/record chain has not finished
+- ``P:outbox_runs:<id>``  hash: when that chain last started, and the sweeper's re-runs of it
 - ``P:quarantine``        sorted set: jobs whose record cannot be read (kept out of the sweep)
 
 Every change goes through ``update``: an optimistic compare-and-set that refuses to touch a
@@ -38,7 +39,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import redis
 
@@ -147,6 +148,27 @@ class Change(Generic[T]):
     job: JobRecord | None
     applied: bool = False
     outcome: T | None = None
+
+
+@dataclass(frozen=True)
+class OutboxRuns:
+    """What the sweeper knows of a finished job's notify/record chain (epoch seconds, counts).
+
+    ``started``: the latest time a chain's notify step began, ``ended`` when one ended without
+    its worker dying (its record step, or its retry, is queued next); ``sent``: the sweeper's
+    latest re-run;
+    ``first``: its first; ``lapsed``: re-runs after a chain that started and never finished;
+    ``resends``: re-runs of a chain that never started (queued behind a backlog, or lost).
+    """
+
+    FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"started", "ended", "sent", "first", "lapsed", "resends"})
+    started: float = 0.0
+    ended: float = 0.0
+    sent: float = 0.0
+    first: float = 0.0
+    lapsed: float = 0.0
+    resends: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -318,14 +340,37 @@ class JobStore:
     def outbox_done(self, job_id: str) -> None:
         self.redis.zrem(self.outbox_key, job_id)
 
-    def outbox_try(self, job_id: str) -> int:
-        """Count a re-run of a job's notify/record chain (bounded by the sweeper)."""
-        key = f"{self.prefix}:outbox_tries:{job_id}"
+    def outbox_runs_key(self, job_id: str) -> str:
+        return f"{self.prefix}:outbox_runs:{job_id}"
+
+    def mark_chain(self, job_id: str, mark: str, now: float | None = None) -> None:
+        """A chain's notify step ``started``, or ``ended`` (done, or handed to a retry): how the
+        sweeper tells a chain whose worker died mid-run from one still queued, or lost."""
+        assert mark in ("started", "ended")
+        key = self.outbox_runs_key(job_id)
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
+            pipe.hset(key, mark, time.time() if now is None else now)
             pipe.expire(key, self.timings.retention_seconds)
-            tries, _ = pipe.execute()
-        return int(tries)
+            pipe.execute()
+
+    def outbox_runs(self, job_id: str) -> OutboxRuns:
+        raw = self.redis.hgetall(self.outbox_runs_key(job_id))
+        return OutboxRuns(**{k: float(v) for k, v in raw.items() if k in OutboxRuns.FIELDS})
+
+    def outbox_resent(self, job_id: str, now: float, lapsed: bool, first: float) -> None:
+        """Note a re-run the sweeper published: when, and whether it counts as a lapsed run."""
+        key = self.outbox_runs_key(job_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"sent": now})
+            pipe.hsetnx(key, "first", first)
+            pipe.hincrby(key, "lapsed" if lapsed else "resends", 1)
+            pipe.expire(key, self.timings.retention_seconds)
+            pipe.execute()
+
+    def stages_held(self, job_id: str, stages: list[str]) -> bool:
+        """Whether any of these stages is leased right now (a worker is running it)."""
+        values = self.redis.mget([self.stage_key(job_id, stage) for stage in stages])
+        return any(v is not None and v != "done" for v in values)
 
     def forget_due(self, job_id: str) -> None:
         self.redis.zrem(self.due_key, job_id)

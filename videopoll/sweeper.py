@@ -8,8 +8,9 @@ atomic compare-and-set before anything is re-enqueued, so two sweeps reading the
 job's current token, so a message that turns up late anyway is dropped by the fence.
 
 Terminal jobs whose notify/record chain never reported done (a lost publish, a crash) sit in
-the outbox; the sweeper re-runs that chain a bounded number of times. A record that cannot be
-read is quarantined and logged: one bad job never stops the sweep of the others.
+the outbox; the sweeper re-runs that chain, bounded in runs that crashed and in time. A
+record that cannot be read is quarantined and logged: one bad job never stops the sweep of
+the others.
 """
 
 from __future__ import annotations
@@ -45,17 +46,54 @@ def sweep(rt: Runtime, now: float | None = None) -> Iterator[tuple[str, Next]]:
             handled.add(job_id)
             metrics.sweeper_recovered(step.action, step.reason)
             yield job_id, step
-    retry_at = now + rt.settings.delivery_lease_seconds
     for job_id in rt.store.outbox_due(now):
-        if job_id in handled or not rt.store.take_outbox(job_id, now, retry_at):
+        if job_id in handled:
             continue
-        if rt.store.outbox_try(job_id) > MAX_OUTBOX_TRIES:
-            log.error("gave up telling the user about a finished job", extra={"job_id": job_id})
-            rt.store.outbox_done(job_id)
-            continue
-        step = Next("finish", reason="notify/record chain overdue")
-        metrics.sweeper_recovered(step.action, step.reason)
-        yield job_id, step
+        step = _resend_chain(rt, job_id, now)
+        if step is not None:
+            metrics.sweeper_recovered(step.action, step.reason)
+            yield job_id, step
+
+
+def _resend_chain(rt: Runtime, job_id: str, now: float) -> Next | None:
+    """Re-run a finished job's notify/record chain that is overdue, if it needs it.
+
+    Only a chain that *started* and then stopped (its worker died: its stage leases ran out)
+    counts against ``MAX_OUTBOX_TRIES``: a job that kills every worker that touches it must
+    not loop. A chain that never started is queued behind a backlog or was lost, and telling
+    the two apart would take reading the queue; it is re-sent without counting, at growing
+    intervals (duplicates are harmless: every stage is marked), until the delivery budget
+    has passed since the first re-run. A chain running right now is left alone.
+    """
+    s = rt.settings
+    lease = s.delivery_lease_seconds
+    stages = [f"notify:{n.name}" for n in rt.notifiers] + ["record"]
+    if rt.store.stages_held(job_id, stages):
+        rt.store.take_outbox(job_id, now, now + lease)  # look again once the lease is over
+        return None
+    runs = rt.store.outbox_runs(job_id)
+    # a notify step began since the last re-run and never ended: its worker died mid-run (one
+    # that ended and waits for its record step or its retry is queued, like one never started)
+    lapsed = runs.started > max(runs.sent, runs.ended)
+    first = runs.first or now
+    if lapsed and runs.lapsed + 1 > MAX_OUTBOX_TRIES:
+        _give_up(rt, job_id, "its chain stopped mid-run too often")
+        return None
+    if not lapsed and now - first > s.delivery_budget_seconds:
+        _give_up(rt, job_id, "its chain never ran to its end within the delivery budget")
+        return None
+    wait = lease if lapsed else min(lease, max(s.sweep_grace_seconds, 1.0) * 2 ** runs.resends)
+    if not rt.store.take_outbox(job_id, now, now + wait):
+        return None  # another sweep took it
+    rt.store.outbox_resent(job_id, now, lapsed, first)
+    return Next("finish", reason="notify/record chain lapsed" if lapsed
+                else "notify/record chain overdue")
+
+
+def _give_up(rt: Runtime, job_id: str, why: str) -> None:
+    log.error("gave up telling the user about a finished job: %s", why,
+              extra={"job_id": job_id})
+    rt.store.outbox_done(job_id)
 
 
 def _recover(rt: Runtime, job_id: str, now: float) -> Next | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from celery import chain
 from celery.exceptions import Ignore
 
@@ -13,7 +14,7 @@ from videopoll.celery_app import app
 from videopoll.errors import DeliveryError, NotifyError
 from videopoll.models import ErrorCode, JobStatus
 from videopoll.polling import fail
-from videopoll.runtime import get_runtime
+from videopoll.runtime import Runtime, get_runtime
 from videopoll.webhooks import build_payload, message_id, retry_delay, send_callback
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,25 @@ def fetch_and_store(self: Any, job_id: str) -> None:
 @app.task(name="videopoll.notify_user", bind=True, max_retries=NOTIFY_MAX_RETRIES)
 def notify_user(self: Any, job_id: str) -> None:
     rt = get_runtime()
+    # Only a worker that dies in between leaves "started" without "ended": the sweeper counts
+    # those re-runs, not the ones of a chain that is merely queued (or retrying).
+    _mark(rt, job_id, "started")
+    try:
+        _notify_user(self, rt, job_id)
+    finally:
+        _mark(rt, job_id, "ended")
+
+
+def _mark(rt: Runtime, job_id: str, mark: str) -> None:
+    """Best effort: without the mark a re-run only counts or not, and the task goes on."""
+    try:
+        rt.store.mark_chain(job_id, mark)
+    except redis.RedisError as exc:
+        log.warning("chain mark %s not written: %s", mark, type(exc).__name__,
+                    extra={"job_id": job_id})
+
+
+def _notify_user(self: Any, rt: Runtime, job_id: str) -> None:
     try:
         complete = notify.notify_user(rt, job_id)
     except Exception as exc:  # a notifier fault must not lose the job: retry, then decide
