@@ -13,7 +13,9 @@ import contextlib
 import datetime as dt
 import os
 import tempfile
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from urllib.parse import quote, urlparse
 from videopoll.errors import DeliveryError
 
 PART_BYTES = 8 * 1024 * 1024  # S3's minimum part is 5 MiB; 8 keeps memory flat and calls few
+PARTS_IN_FLIGHT = 2  # uploads overlapping the download: ~3 parts of memory at most
 CONTENT_TYPE = "video/mp4"
 _ASCII_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
@@ -131,8 +134,12 @@ class S3Storage(Storage):
                             ContentType=CONTENT_TYPE, Metadata=s3_metadata(metadata or {}))
         upload_id = upload["UploadId"]
         parts: list[dict[str, Any]] = []
+        in_flight: deque[Future[dict[str, Any]]] = deque()
         size = 0
         buffer = bytearray()
+        # Parts upload in the background while the next one downloads, at most
+        # ``PARTS_IN_FLIGHT`` at a time: memory stays a few parts, not the video.
+        pool = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
         try:
             for chunk in chunks:
                 buffer += chunk
@@ -141,15 +148,27 @@ class S3Storage(Storage):
                     with memoryview(buffer) as view:  # one copy of the part, not two
                         part = bytes(view[:self.part_bytes])
                     del buffer[:self.part_bytes]
-                    self._part(full, upload_id, parts, part)
+                    if len(in_flight) >= PARTS_IN_FLIGHT:
+                        parts.append(in_flight.popleft().result())
+                    number = len(parts) + len(in_flight) + 1
+                    in_flight.append(pool.submit(self._part, full, upload_id, number, part))
                     del part
-            if buffer or not parts:
-                self._part(full, upload_id, parts, bytes(buffer))
+            if buffer or not (parts or in_flight):
+                number = len(parts) + len(in_flight) + 1
+                in_flight.append(pool.submit(self._part, full, upload_id, number,
+                                             bytes(buffer)))
+            while in_flight:
+                parts.append(in_flight.popleft().result())
             self._call("complete_multipart_upload", Bucket=self.bucket, Key=full,
                        UploadId=upload_id, MultipartUpload={"Parts": parts})
         except BaseException:
+            for future in in_flight:
+                future.cancel()
+            pool.shutdown(wait=True)  # no part lands after the abort
             self._abort(full, upload_id)
             raise
+        finally:
+            pool.shutdown(wait=False)
         return StoredObject(key=key, url=f"s3://{self.bucket}/{full}", size_bytes=size)
 
     def stat(self, key: str) -> StoredObject | None:
@@ -182,11 +201,10 @@ class S3Storage(Storage):
             ExpiresIn=self.presign_seconds)
         return url
 
-    def _part(self, key: str, upload_id: str, parts: list[dict[str, Any]], body: bytes) -> None:
-        number = len(parts) + 1
+    def _part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
         answer = self._call("upload_part", Bucket=self.bucket, Key=key, UploadId=upload_id,
                             PartNumber=number, Body=body)
-        parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        return {"ETag": answer["ETag"], "PartNumber": number}
 
     def _abort(self, key: str, upload_id: str) -> None:
         # S3 itself may be what failed; a bucket lifecycle rule cleans stale uploads up later
