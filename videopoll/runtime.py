@@ -14,6 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from videopoll.group_commit import CreateBatcher
 from videopoll.notifiers import Notifier, build_notifiers
 from videopoll.poll_messages import direct_capable
 from videopoll.providers import PROVIDERS
@@ -67,6 +68,11 @@ class Runtime:
         return redis.Redis.from_url(url, decode_responses=True,
                                     socket_timeout=kwargs.get("socket_timeout"),
                                     socket_connect_timeout=kwargs.get("socket_connect_timeout"))
+
+    @cached_property
+    def submissions(self) -> CreateBatcher:
+        """Where the API creates jobs: concurrent submissions share a round trip."""
+        return CreateBatcher(self.store, 3 * self.settings.api_redis_timeout_seconds + 1)
 
     @property
     def first_poll_in_create(self) -> bool:

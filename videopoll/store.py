@@ -259,16 +259,48 @@ class JobStore:
         ``first_poll`` (a message for a broker on this same Redis) is queued in the same
         write, and only if the job was created.
         """
+        keys, args = self._create_call(job, first_poll)
+        return self._created(job, first_poll, self._create(keys=keys, args=args))
+
+    def create_many(self, items: list[tuple[JobRecord, QueuedMessage | None]]
+                    ) -> list[tuple[JobRecord, bool] | Exception]:
+        """``create`` for several jobs in one round trip (a pipeline of the same Lua call);
+        each job's answer, or the exception its own write raised."""
+        calls = [self._create_call(job, first) for job, first in items]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                # evalsha, not the Script: a pipeline of Scripts first asks SCRIPT EXISTS,
+                # a second round trip
+                pipe.evalsha(self._create.sha, len(keys), *keys, *args)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+        results: list[tuple[JobRecord, bool] | Exception] = []
+        for (job, first), (keys, args), reply in zip(items, calls, replies, strict=True):
+            try:
+                if isinstance(reply, redis.exceptions.NoScriptError):  # it did not run
+                    reply = self._create(keys=keys, args=args)  # loads the script, runs it
+                elif isinstance(reply, Exception):
+                    raise reply
+                results.append(self._created(job, first, reply))
+            except Exception as exc:  # this job's own failure; the others stand
+                results.append(exc)
+        return results
+
+    def _create_call(self, job: JobRecord, first_poll: QueuedMessage | None
+                     ) -> tuple[list[str], list[str | float]]:
         idem = [self.idem_key(k) for k in job.idempotency_keys]
         queue = first_poll.queue if first_poll else self.due_key
         keys = [self.job_key(job.job_id), self.due_key, queue, *idem]
-        job_id, created = self._create(keys=keys, args=[
-            job.job_id, self.dump(job), self._due(job), first_poll.payload if first_poll else ""])
+        return keys, [job.job_id, self.dump(job), self._due(job),
+                      first_poll.payload if first_poll else ""]
+
+    def _created(self, job: JobRecord, first_poll: QueuedMessage | None, reply: Any
+                 ) -> tuple[JobRecord, bool]:
+        job_id, created = reply
         if created:
             return job, True
         existing = self.get(str(job_id))
         if existing is None:  # the key outlived its job: its retention ran out mid-flight
-            self.redis.delete(*idem)
+            self.redis.delete(*[self.idem_key(k) for k in job.idempotency_keys])
             return self.create(job, first_poll)
         return existing, False
 

@@ -126,6 +126,7 @@ def _read(max_bytes: int) -> bytes:
     the server's socket timeout), then 408.
     """
     deadline = time.monotonic() + BODY_DEADLINE_SECONDS
+    expected = request.content_length
     parts: list[bytes] = []
     size = 0
     try:
@@ -137,6 +138,8 @@ def _read(max_bytes: int) -> bytes:
                 break
             parts.append(part)
             size += len(part)
+            if expected is not None and size >= expected:
+                break  # all of a Content-Length body: no further read to find its end
     except (OSError, ClientDisconnected) as exc:
         # Werkzeug reports the socket's read timeout as a disconnect; tell the two apart
         cause = exc.__context__ if isinstance(exc, ClientDisconnected) else exc

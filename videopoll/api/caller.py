@@ -67,9 +67,11 @@ class Idempotency:
         self, endpoint: str, session_id: str, body: BaseModel, api_token: str | None
     ) -> None:
         self.raw = request.headers.get("Idempotency-Key")
-        caller = f"token:{api_token}" if api_token is not None else f"session:{session_id}"
-        scope = hashlib.sha256(caller.encode()).hexdigest()[:32]
-        self.scoped = f"{endpoint}:{scope}:{self.raw}" if self.raw else None
+        self.scoped: str | None = None
+        if self.raw:
+            caller = f"token:{api_token}" if api_token is not None else f"session:{session_id}"
+            scope = hashlib.sha256(caller.encode()).hexdigest()[:32]
+            self.scoped = f"{endpoint}:{scope}:{self.raw}"
         # ``attempt`` counts n8n's own re-posts of one request: not part of what it asks for
         # Only a reused Idempotency-Key is checked against the body that first used it: a
         # request without one stores no fingerprint (64 bytes less in every such record).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import time
 from typing import Any
@@ -113,12 +114,13 @@ def _store(job: JobRecord, idem: Idempotency) -> tuple[JobRecord, bool]:
 
 def _create(rt: Runtime, job: JobRecord) -> tuple[JobRecord, bool]:
     """Store a new job and queue its first turn: in the same Lua call when the broker is the
-    store's Redis, else by a publish after it (a lost publish is the sweeper's to redo)."""
+    store's Redis, else by a publish after it (a lost publish is the sweeper's to redo).
+    Concurrent submissions share one round trip (``group_commit``)."""
     countdown = max(0.0, (job.next_poll_at or 0.0) - job.created_at)
     if rt.first_poll_in_create:
         first = poll_message(job.job_id, job.poll_token, countdown)
-        return rt.store.create(job, first)
-    stored, created = rt.store.create(job)
+        return rt.submissions.create(job, first)
+    stored, created = rt.submissions.create(job)
     if created:
         _publish_poll(job, countdown)
     return stored, created
@@ -131,7 +133,9 @@ def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnVa
     if not created:
         idem.check_reuse(stored)
         return jsonify({**job_view(stored), "message": "Already tracking this job"}), 200
-    return jsonify({"jobId": job.job_id, "status": job.status.value, "message": message}), 202
+    # the one answer of the hot path, encoded without Flask's JSON provider
+    body = json.dumps({"jobId": job.job_id, "status": job.status.value, "message": message})
+    return current_app.response_class(body + "\n", 202, mimetype="application/json")
 
 
 def _publish_poll(job: JobRecord, countdown: float) -> None:
