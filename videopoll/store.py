@@ -38,8 +38,8 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from dataclasses import dataclass, fields
+from typing import Any, Generic, TypeVar
 
 import redis
 
@@ -161,8 +161,6 @@ class OutboxRuns:
     ``resends``: re-runs of a chain that never started (queued behind a backlog, or lost).
     """
 
-    FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"started", "ended", "sent", "first", "lapsed", "resends"})
     started: float = 0.0
     ended: float = 0.0
     sent: float = 0.0
@@ -387,7 +385,8 @@ class JobStore:
 
     def outbox_runs(self, job_id: str) -> OutboxRuns:
         raw = self.redis.hgetall(self.outbox_runs_key(job_id))
-        return OutboxRuns(**{k: float(v) for k, v in raw.items() if k in OutboxRuns.FIELDS})
+        names = {f.name for f in fields(OutboxRuns)}
+        return OutboxRuns(**{k: float(v) for k, v in raw.items() if k in names})
 
     def outbox_resent(self, job_id: str, now: float, lapsed: bool, first: float) -> None:
         """Note a re-run the sweeper published: when, and whether it counts as a lapsed run."""
