@@ -27,6 +27,7 @@ from videopoll.errors import DeliveryError
 PART_BYTES = 8 * 1024 * 1024  # S3's minimum part is 5 MiB; 8 keeps memory flat and calls few
 PARTS_IN_FLIGHT = 2  # uploads overlapping the download: ~3 parts of memory at most
 CONTENT_TYPE = "video/mp4"
+CHECKSUM = "CRC32"  # botocore's default algorithm, and the transfer manager's
 _ASCII_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
@@ -125,13 +126,22 @@ class S3Storage(Storage):
         self.client = client
         self.presign_seconds = presign_seconds
         self.part_bytes = part_bytes
+        # As AWS's own transfer manager does: each part carries its CRC32, which S3 checks,
+        # and the object keeps their composite. Without a declared algorithm an S3 API may
+        # checksum the whole object again at completion (moto does, a CRC64 of all of it).
+        # ``AWS_REQUEST_CHECKSUM_CALCULATION=when_required`` turns it off for stores that
+        # refuse checksums.
+        config = getattr(getattr(client, "meta", None), "config", None)
+        wanted = getattr(config, "request_checksum_calculation", None) == "when_supported"
+        self._checksum: dict[str, str] = {"ChecksumAlgorithm": CHECKSUM} if wanted else {}
 
     def put_stream(
         self, key: str, chunks: Iterable[bytes], metadata: dict[str, str] | None = None
     ) -> StoredObject:
         full = self.prefix + key
         upload = self._call("create_multipart_upload", Bucket=self.bucket, Key=full,
-                            ContentType=CONTENT_TYPE, Metadata=s3_metadata(metadata or {}))
+                            ContentType=CONTENT_TYPE, Metadata=s3_metadata(metadata or {}),
+                            **self._checksum)
         upload_id = upload["UploadId"]
         parts: list[dict[str, Any]] = []
         in_flight: deque[Future[dict[str, Any]]] = deque()
@@ -203,8 +213,11 @@ class S3Storage(Storage):
 
     def _part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
         answer = self._call("upload_part", Bucket=self.bucket, Key=key, UploadId=upload_id,
-                            PartNumber=number, Body=body)
-        return {"ETag": answer["ETag"], "PartNumber": number}
+                            PartNumber=number, Body=body, **self._checksum)
+        part = {"ETag": answer["ETag"], "PartNumber": number}
+        if self._checksum and f"Checksum{CHECKSUM}" in answer:  # completion names each part's
+            part[f"Checksum{CHECKSUM}"] = answer[f"Checksum{CHECKSUM}"]
+        return part
 
     def _abort(self, key: str, upload_id: str) -> None:
         # S3 itself may be what failed; a bucket lifecycle rule cleans stale uploads up later
