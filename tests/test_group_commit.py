@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import AbstractConnection
 from redis.retry import Retry
 
 from tests.test_store import make_job
@@ -21,8 +22,8 @@ from videopoll.store import JobStore
 
 
 class HeldStore(JobStore):
-    """A store whose first single create waits until ``release`` is set: the batch behind it
-    fills while it "waits on the network"."""
+    """A store whose first write waits until ``release`` is set: the batch behind it fills
+    while it "waits on the network"."""
 
     def __init__(self, store: JobStore) -> None:
         super().__init__(store.redis, store.prefix, store.timings)
@@ -30,13 +31,13 @@ class HeldStore(JobStore):
         self.entered = threading.Event()
         self.held = False
 
-    def create(self, job: JobRecord, first_poll: QueuedMessage | None = None
-               ) -> tuple[JobRecord, bool]:
+    def create_many(self, items: list[tuple[JobRecord, QueuedMessage | None]],
+                    connection: AbstractConnection | None = None) -> Any:
         if not self.held:
             self.held = True
             self.entered.set()
             assert self.release.wait(10)
-        return super().create(job, first_poll)
+        return super().create_many(items, connection)
 
 
 def submit_all(batcher: CreateBatcher, jobs: list[JobRecord], held: HeldStore | None = None
@@ -108,8 +109,15 @@ class Killed(BaseException):
 
 
 class DyingBatches(HeldStore):
-    def create_many(self, items: Any) -> Any:
-        raise Killed()
+    """The leader's own write goes through; the batch after it is killed mid-write."""
+
+    writes = 0
+
+    def create_many(self, items: Any, connection: Any = None) -> Any:
+        self.writes += 1
+        if self.writes == 2:
+            raise Killed()
+        return super().create_many(items, connection)
 
 
 def test_a_killed_leader_still_answers_its_batch_and_hands_the_lead_on(rt: Runtime) -> None:
@@ -147,3 +155,29 @@ def test_a_batch_after_redis_lost_its_scripts_still_creates_every_job(rt: Runtim
     assert [r if isinstance(r, Exception) else (r[0].job_id, r[1]) for r in results] == [
         (j.job_id, True) for j in jobs]
     assert rt.store.redis.llen(POLL_QUEUE) == 4
+
+
+def test_the_batch_connection_is_made_anew_after_redis_dropped_it(rt: Runtime) -> None:
+    """The batcher holds a connection of its own; a server that closed it (a restart, a
+    CLIENT KILL) costs no submission: it is checked and remade before the next batch."""
+    batcher = CreateBatcher(rt.store, wait_seconds=5)
+    assert batcher.create(make_job(rt, "job_before", keys=[]))[1]
+    killed = rt.store.redis.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+    stored, created = batcher.create(make_job(rt, "job_after_kill", keys=[]),
+                                     poll_message("job_after_kill", 1))
+    assert created and stored.job_id == "job_after_kill"
+    assert rt.store.get("job_after_kill") is not None
+    assert rt.store.redis.llen(POLL_QUEUE) == 1  # its first poll, once
+
+
+def test_a_reply_left_unread_on_the_connection_is_never_taken_for_a_batch_answer(
+        rt: Runtime) -> None:
+    batcher = CreateBatcher(rt.store, wait_seconds=5)
+    assert batcher.create(make_job(rt, "job_first", keys=[]))[1]
+    own = batcher._own_connection()
+    own.send_command("PING")  # a reply nobody reads (a write cut off mid-batch)
+    time.sleep(0.1)
+    stored, created = batcher.create(make_job(rt, "job_next", keys=["task:kie_veo:next"]))
+    assert created and stored.job_id == "job_next"
+    assert rt.store.redis.get(rt.store.idem_key("task:kie_veo:next")) == "job_next"

@@ -42,6 +42,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
 import redis
+from redis.connection import AbstractConnection
 
 from videopoll.models import POLLABLE_STATUSES, JobRecord, JobStatus
 from videopoll.poll_messages import QueuedMessage
@@ -260,17 +261,26 @@ class JobStore:
         keys, args = self._create_call(job, first_poll)
         return self._created(job, first_poll, self._create(keys=keys, args=args))
 
-    def create_many(self, items: list[tuple[JobRecord, QueuedMessage | None]]
+    def create_many(self, items: list[tuple[JobRecord, QueuedMessage | None]],
+                    connection: AbstractConnection | None = None
                     ) -> list[tuple[JobRecord, bool] | Exception]:
         """``create`` for several jobs in one round trip (a pipeline of the same Lua call);
-        each job's answer, or the exception its own write raised."""
+        each job's answer, or the exception its own write raised.
+
+        ``connection``, one the caller owns (the API's group commit holds one), carries the
+        pipeline without a pool checkout, whose health check is a system call per round trip.
+        """
         calls = [self._create_call(job, first) for job, first in items]
-        with self.redis.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                # evalsha, not the Script: a pipeline of Scripts first asks SCRIPT EXISTS,
-                # a second round trip
-                pipe.evalsha(self._create.sha, len(keys), *keys, *args)
-            replies: list[Any] = pipe.execute(raise_on_error=False)
+        # evalsha, not the Script: a pipeline of Scripts first asks SCRIPT EXISTS, a second
+        # round trip
+        if connection is not None:
+            replies = exchange(connection, [("EVALSHA", self._create.sha, len(keys), *keys, *args)
+                                            for keys, args in calls])
+        else:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    pipe.evalsha(self._create.sha, len(keys), *keys, *args)
+                replies = pipe.execute(raise_on_error=False)
         results: list[tuple[JobRecord, bool] | Exception] = []
         for (job, first), (keys, args), reply in zip(items, calls, replies, strict=True):
             try:
@@ -546,3 +556,24 @@ class JobStore:
         if job.status is not JobStatus.DELAYED:  # delayed jobs are driven by the sweeper alone
             base += t.sweep_grace_seconds
         return min(base, job.deadline_at)  # the deadline is kept even if no poll is due
+
+
+def exchange(connection: AbstractConnection, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Write ``commands`` at once and read every reply (an error reply as its exception), as
+    a pipeline does. A connection that broke is retried as the client's own policy says
+    (the API's: once, at once, for a stale connection); redis-py drops the connection on any
+    other failure, so no reply is ever read by the wrong request."""
+    conn: Any = connection  # redis-py's connection methods carry no type hints
+
+    def attempt() -> list[Any]:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
+
+    replies: list[Any] = conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
+    return replies
