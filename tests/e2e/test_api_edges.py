@@ -115,6 +115,34 @@ def test_errors_gunicorn_answers_itself_are_json(
     assert json.loads(body)["error"] == error
 
 
+def test_a_body_cut_short_of_its_content_length_is_a_400_not_a_traceback(stack: Stack) -> None:
+    """The caller declares 300 bytes, sends 40 and closes its side: the body is read from
+    gunicorn's input directly, and its early end is the caller's error, said in JSON."""
+    with socket.create_connection(("127.0.0.1", stack.api_port), timeout=10) as sock:
+        sock.sendall(b"POST /webhook/poll-video HTTP/1.1\r\nHost: a\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 300\r\n\r\n"
+                     b'{"sessionId": "s", "taskId": "veo_ok1_x"')
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"400", head
+    import json
+
+    assert json.loads(body)["error"] in ("bad_request", "malformed_json")
+    assert "Traceback" not in stack.log("api")
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_its_body(stack: Stack) -> None:
+    """413 at once: the server does not wait for 100 MB it would refuse anyway."""
+    with socket.create_connection(("127.0.0.1", stack.api_port), timeout=10) as sock:
+        sock.sendall(b"POST /webhook/poll-video HTTP/1.1\r\nHost: a\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{")
+        head = sock.recv(65536)
+    assert head.split()[1] == b"413", head
+
+
 def test_access_log_carries_no_query_string(stack: Stack) -> None:
     secret = uuid.uuid4().hex
     resp = requests.get(f"{stack.api}/jobs/job_nolog?token={secret}&x=1", timeout=10)

@@ -22,6 +22,8 @@ from videopoll.models import JobRecord
 
 IDEMPOTENCY_KEY_MAX = 200
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+# the same headers as WSGI names them: looked up in the environ, not through werkzeug's Headers
+_PROXY_ENVIRON = tuple("HTTP_" + name.upper().replace("-", "_") for name in PROXY_HEADERS)
 
 
 @lru_cache(maxsize=1024)
@@ -47,7 +49,8 @@ def check_caller(api_token: str | None) -> None:
     if api_token is None:
         # Without a token only this host may call. A proxy on this host would make every
         # caller look local, so a proxied request is refused rather than trusted.
-        if any(name in request.headers for name in PROXY_HEADERS):
+        environ = request.environ
+        if any(name in environ for name in _PROXY_ENVIRON):
             raise ApiError(401, "unauthorized", "API_TOKEN is unset: only direct loopback "
                            "callers may call, and this request came through a proxy "
                            "(Forwarded/X-Forwarded-For); set API_TOKEN to serve it")
@@ -66,7 +69,7 @@ class Idempotency:
     def __init__(
         self, endpoint: str, session_id: str, body: BaseModel, api_token: str | None
     ) -> None:
-        self.raw = request.headers.get("Idempotency-Key")
+        self.raw: str | None = request.environ.get("HTTP_IDEMPOTENCY_KEY")
         self.scoped: str | None = None
         if self.raw:
             caller = f"token:{api_token}" if api_token is not None else f"session:{session_id}"
@@ -83,7 +86,7 @@ class Idempotency:
 
     @staticmethod
     def check_header() -> None:
-        key = request.headers.get("Idempotency-Key")
+        key = request.environ.get("HTTP_IDEMPOTENCY_KEY")
         if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
             raise ApiError(422, "validation_failed", "invalid Idempotency-Key", [
                 {"field": "Idempotency-Key",

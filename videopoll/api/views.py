@@ -135,7 +135,7 @@ def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnVa
         return jsonify({**job_view(stored), "message": "Already tracking this job"}), 200
     # the one answer of the hot path, encoded without Flask's JSON provider
     body = json.dumps({"jobId": job.job_id, "status": job.status.value, "message": message})
-    return current_app.response_class(body + "\n", 202, mimetype="application/json")
+    return current_app.response_class(body + "\n", 202, content_type="application/json")
 
 
 def _publish_poll(job: JobRecord, countdown: float) -> None:
