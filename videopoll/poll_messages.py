@@ -23,7 +23,6 @@ import base64
 import json
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -56,16 +55,26 @@ def direct_capable(broker_url: str) -> bool:
 def poll_message(job_id: str, token: int, countdown: float = 0.0,
                  now: float | None = None) -> QueuedMessage:
     """The message for poll ``token`` of ``job_id``, due ``countdown`` seconds from ``now``."""
-    task_id = str(uuid.UUID(bytes=os.urandom(16), version=4))
-    body = json.dumps([[job_id, token], {}, {}], separators=(",", ":"))
+    random = os.urandom(32).hex()  # the task id's 128 bits and the delivery tag's
+    task_id = _uuid4(random[:32])
+    quoted = json.dumps(job_id)  # JSON's quoting, the same for the body and the repr
+    body = f'[[{quoted},{int(token)}],{{}},{{}}]'
     eta = ""
     if countdown > 0:  # Celery sends no eta for a zero countdown either
         due = (time.time() if now is None else now) + countdown
-        eta = ',"eta":' + json.dumps(datetime.fromtimestamp(due, UTC).isoformat())
+        eta = ',"eta":"' + datetime.fromtimestamp(due, UTC).isoformat() + '"'
     payload = _ENVELOPE % {
         "body": base64.b64encode(body.encode()).decode(), "id": task_id, "eta": eta,
-        "argsrepr": json.dumps(repr((job_id, token))), "tag": os.urandom(16).hex()}
+        "argsrepr": json.dumps(repr((job_id, token))), "tag": random[32:]}
     return QueuedMessage(POLL_QUEUE, payload, task_id)
+
+
+def _uuid4(hex32: str) -> str:
+    """A version-4 UUID's text from 32 random hex digits (``uuid.UUID`` took a third of the
+    message's time): the version nibble is 4, the variant's top bits 10."""
+    variant = "89ab"[int(hex32[16], 16) & 3]
+    return (f"{hex32[:8]}-{hex32[8:12]}-4{hex32[13:16]}-{variant}{hex32[17:20]}-"
+            f"{hex32[20:32]}")
 
 
 # The envelope as one template (a submission builds one per request): kombu's Redis keys,
