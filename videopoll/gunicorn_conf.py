@@ -10,7 +10,7 @@ gevent's patched sockets. Bounds on a slow caller: its headers must arrive withi
 Fair turns: a keep-alive client whose next request is already buffered never makes its
 greenlet wait, so it could be served again and again while other connections' requests sit
 unread (the bare route under wrk showed p50 0.5 ms and p99 300 ms). Each request first
-yields once (``gevent.sleep(0)``), so connections take turns: p99 7-12 ms for that route.
+yields once (``gevent.sleep(0)``), so connections take turns: p99 20-30 ms for that route.
 
 Metrics: with ``PROMETHEUS_MULTIPROC_DIR`` set, each worker process writes its values to files
 there and ``/metrics`` adds them up; the master empties the folder at start (``on_starting``)
