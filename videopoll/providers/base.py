@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from videopoll.errors import CallbackRejected, TransientError
 from videopoll.models import GenerationSpec, PollResult, ProviderResponse
-from videopoll.providers.http import same_origin, send
+from videopoll.providers.http import ProviderSession, same_origin, send
 from videopoll.ratelimit import Limit
 
 
@@ -140,7 +140,7 @@ class Provider(abc.ABC):
         self.base_url = (self.config.base_url or self.default_base_url).rstrip("/")
         self.api_key = self.config.secret("api_key")
         self.timeout = timeout
-        self.session = session or requests.Session()
+        self.session = session or ProviderSession()
         self.callback_max_age = callback_max_age
 
     @classmethod
