@@ -131,3 +131,18 @@ def audit(stack: Stack, jobs: list[Submitted], polls: dict[str, int],
         if twice:
             result.duplicates[what] = twice
     return result
+
+
+def told_between(stack: Stack, runs: int, start: float, end: float) -> set[str]:
+    """Jobs whose user was told (a console ``NOTIFY`` line of workers 1..``runs``) between
+    wall times ``start`` and ``end``: the sends whose receipt a kill or a Redis outage in
+    that span can have cut off (the console notifier's id carries the send time)."""
+    jobs: set[str] = set()
+    for run in range(1, runs + 1):
+        for line in stack.log(f"worker{run}").splitlines():
+            if line.startswith("NOTIFY "):
+                event = json.loads(line.removeprefix("NOTIFY "))
+                sent_at = int(event["message_id"].rsplit("-", 1)[1]) / 1000
+                if start <= sent_at <= end:
+                    jobs.add(event["job_id"])
+    return jobs

@@ -8,7 +8,6 @@ redelivery, the sweeper and the fences all work at once.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import Counter
@@ -17,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.audit import Submitted, audit, unfinished, wait_all_terminal
+from tests.e2e.audit import Submitted, audit, told_between, unfinished, wait_all_terminal
 from tests.e2e.reliability import record
 from tests.e2e.stack import Stack
 from tests.listeners import Listener
@@ -57,20 +56,6 @@ def submit_batch(stack: Stack, count: int, callback_url: str | None,
 
     with ThreadPoolExecutor(16) as pool:
         return list(pool.map(one, range(count)))
-
-
-def sends_cut_off(stack: Stack, killed_runs: int, killed_at: float) -> set[str]:
-    """Jobs a killed worker told within the second before the kill: the only sends whose
-    receipt the kill can have cut off (the console notifier's id carries the send time)."""
-    jobs: set[str] = set()
-    for run in range(1, killed_runs + 1):
-        for line in stack.log(f"worker{run}").splitlines():
-            if line.startswith("NOTIFY "):
-                event = json.loads(line.removeprefix("NOTIFY "))
-                sent_at = int(event["message_id"].rsplit("-", 1)[1]) / 1000
-                if killed_at - 1.0 <= sent_at <= killed_at + 0.1:
-                    jobs.add(event["job_id"])
-    return jobs
 
 
 def test_kill9_of_every_worker_with_jobs_in_flight(
@@ -127,7 +112,8 @@ def test_kill9_of_every_worker_with_jobs_in_flight(
     # was not yet written, is sent once more by the re-run (README: at-least-once). Only those.
     duplicates = dict(found.duplicates)
     told_twice = set(duplicates.pop("user messages", []))
-    cut_off = sends_cut_off(stack, killed_runs, killed_wall)
+    # a killed worker's sends within the second before the kill
+    cut_off = told_between(stack, killed_runs, killed_wall - 1.0, killed_wall + 0.1)
     assert told_twice <= cut_off, (told_twice - cut_off, stack.workdir)
     assert len(told_twice) <= killed * CONCURRENCY
     assert duplicates == {}, (duplicates, stack.workdir)
