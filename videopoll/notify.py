@@ -59,6 +59,13 @@ def _final_event(job: JobRecord) -> Event | None:
     return None
 
 
+def channel_stage(prefix: str, channel: str) -> str:
+    """The stage marker of one channel's send (``prefix`` ``notify`` or ``delayed``): each
+    channel is a stage of its own, so a re-run sends only what did not go out. The sweeper
+    reads the same markers to tell a running chain from a dead one."""
+    return f"{prefix}:{channel}"
+
+
 def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
     """Send ``event`` on every channel not yet done; raise the first retryable failure.
 
@@ -68,7 +75,7 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
     pending: NotifyError | None = None
     held = False
     for notifier in rt.notifiers:
-        stage = f"{prefix}:{notifier.name}"
+        stage = channel_stage(prefix, notifier.name)
         owner = rt.store.begin_stage(job.job_id, stage, stage_lease(rt))
         if owner is None:
             held = held or not rt.store.stage_done(job.job_id, stage)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from videopoll import metrics, transitions
 from videopoll.models import JobStatus
+from videopoll.notify import channel_stage
 from videopoll.polling import Next, fail
 from videopoll.runtime import Runtime
 from videopoll.store import UnreadableJobError
@@ -67,7 +68,7 @@ def _resend_chain(rt: Runtime, job_id: str, now: float) -> Next | None:
     """
     s = rt.settings
     lease = s.delivery_lease_seconds
-    stages = [f"notify:{n.name}" for n in rt.notifiers] + ["record"]
+    stages = [channel_stage("notify", n.name) for n in rt.notifiers] + ["record"]
     if rt.store.stages_held(job_id, stages):
         rt.store.take_outbox(job_id, now, now + lease)  # look again once the lease is over
         return None
