@@ -32,7 +32,7 @@ class HeldStore(JobStore):
         self.held = False
 
     def create_many(self, items: list[tuple[JobRecord, QueuedMessage | None]],
-                    connection: AbstractConnection | None = None) -> Any:
+                    connection: AbstractConnection) -> Any:
         if not self.held:
             self.held = True
             self.entered.set()
@@ -113,7 +113,7 @@ class DyingBatches(HeldStore):
 
     writes = 0
 
-    def create_many(self, items: Any, connection: Any = None) -> Any:
+    def create_many(self, items: Any, connection: Any) -> Any:
         self.writes += 1
         if self.writes == 2:
             raise Killed()
@@ -151,7 +151,8 @@ def test_a_batch_after_redis_lost_its_scripts_still_creates_every_job(rt: Runtim
     rt.store.create(make_job(rt, "job_warm", keys=[]))  # the script is loaded…
     rt.store.redis.script_flush()  # …and gone, as after a restart
     jobs = [make_job(rt, f"job_{i}", keys=[f"task:kie_veo:n{i}"]) for i in range(4)]
-    results = rt.store.create_many([(j, poll_message(j.job_id, 1)) for j in jobs])
+    connection = rt.store.redis.connection_pool.make_connection()
+    results = rt.store.create_many([(j, poll_message(j.job_id, 1)) for j in jobs], connection)
     assert [r if isinstance(r, Exception) else (r[0].job_id, r[1]) for r in results] == [
         (j.job_id, True) for j in jobs]
     assert rt.store.redis.llen(POLL_QUEUE) == 4

@@ -55,17 +55,16 @@ def direct_capable(broker_url: str) -> bool:
 def poll_message(job_id: str, token: int, countdown: float = 0.0,
                  now: float | None = None) -> QueuedMessage:
     """The message for poll ``token`` of ``job_id``, due ``countdown`` seconds from ``now``."""
-    random = os.urandom(32).hex()  # the task id's 128 bits and the delivery tag's
-    task_id = _uuid4(random[:32])
-    quoted = json.dumps(job_id)  # JSON's quoting, the same for the body and the repr
-    body = f'[[{quoted},{int(token)}],{{}},{{}}]'
+    entropy = os.urandom(32).hex()  # the task id's 128 bits and the delivery tag's
+    task_id = _uuid4(entropy[:32])
+    body = f'[[{json.dumps(job_id)},{int(token)}],{{}},{{}}]'
     eta = ""
     if countdown > 0:  # Celery sends no eta for a zero countdown either
         due = (time.time() if now is None else now) + countdown
         eta = ',"eta":"' + datetime.fromtimestamp(due, UTC).isoformat() + '"'
     payload = _ENVELOPE % {
         "body": base64.b64encode(body.encode()).decode(), "id": task_id, "eta": eta,
-        "argsrepr": json.dumps(repr((job_id, token))), "tag": random[32:]}
+        "argsrepr": json.dumps(repr((job_id, token))), "tag": entropy[32:]}
     return QueuedMessage(POLL_QUEUE, payload, task_id)
 
 

@@ -28,6 +28,7 @@ PART_BYTES = 8 * 1024 * 1024  # S3's minimum part is 5 MiB; 8 keeps memory flat 
 PARTS_IN_FLIGHT = 2  # uploads overlapping the download: ~3 parts of memory at most
 CONTENT_TYPE = "video/mp4"
 CHECKSUM = "CRC32"  # botocore's default algorithm, and the transfer manager's
+CHECKSUM_FIELD = f"Checksum{CHECKSUM}"  # where a part's answer (and its completion) carry it
 _ASCII_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
@@ -215,8 +216,8 @@ class S3Storage(Storage):
         answer = self._call("upload_part", Bucket=self.bucket, Key=key, UploadId=upload_id,
                             PartNumber=number, Body=body, **self._checksum)
         part = {"ETag": answer["ETag"], "PartNumber": number}
-        if self._checksum and f"Checksum{CHECKSUM}" in answer:  # completion names each part's
-            part[f"Checksum{CHECKSUM}"] = answer[f"Checksum{CHECKSUM}"]
+        if self._checksum and CHECKSUM_FIELD in answer:  # completion names each part's
+            part[CHECKSUM_FIELD] = answer[CHECKSUM_FIELD]
         return part
 
     def _abort(self, key: str, upload_id: str) -> None:

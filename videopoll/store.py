@@ -262,25 +262,18 @@ class JobStore:
         return self._created(job, first_poll, self._create(keys=keys, args=args))
 
     def create_many(self, items: list[tuple[JobRecord, QueuedMessage | None]],
-                    connection: AbstractConnection | None = None
-                    ) -> list[tuple[JobRecord, bool] | Exception]:
+                    connection: AbstractConnection) -> list[tuple[JobRecord, bool] | Exception]:
         """``create`` for several jobs in one round trip (a pipeline of the same Lua call);
         each job's answer, or the exception its own write raised.
 
-        ``connection``, one the caller owns (the API's group commit holds one), carries the
-        pipeline without a pool checkout, whose health check is a system call per round trip.
+        ``connection`` is one the caller owns (the API's group commit holds one): no pool
+        checkout, whose health check is a system call per round trip.
         """
         calls = [self._create_call(job, first) for job, first in items]
-        # evalsha, not the Script: a pipeline of Scripts first asks SCRIPT EXISTS, a second
+        # EVALSHA, not the Script: a pipeline of Scripts first asks SCRIPT EXISTS, a second
         # round trip
-        if connection is not None:
-            replies = exchange(connection, [("EVALSHA", self._create.sha, len(keys), *keys, *args)
-                                            for keys, args in calls])
-        else:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    pipe.evalsha(self._create.sha, len(keys), *keys, *args)
-                replies = pipe.execute(raise_on_error=False)
+        replies = exchange(connection, [("EVALSHA", self._create.sha, len(keys), *keys, *args)
+                                        for keys, args in calls])
         results: list[tuple[JobRecord, bool] | Exception] = []
         for (job, first), (keys, args), reply in zip(items, calls, replies, strict=True):
             try:

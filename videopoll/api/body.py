@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.wsgi import get_content_length
 
 from videopoll.api.errors import ApiError
 
@@ -129,18 +130,18 @@ def _read(max_bytes: int) -> bytes:
     knows whether the server ended it.
     """
     deadline = time.monotonic() + BODY_DEADLINE_SECONDS
-    expected = _content_length()
+    expected = get_content_length(request.environ)  # None when chunked
     if expected is not None and expected > max_bytes:
         raise RequestEntityTooLarge()
     stream = request.environ["wsgi.input"] if expected is not None else request.stream
     parts: list[bytes] = []
     size = 0
     try:
-        while size <= max_bytes:
+        while size <= max_bytes and (expected is None or size < expected):
             if time.monotonic() > deadline:
                 raise TimeoutError("body deadline")
             want = READ_CHUNK if expected is None else min(READ_CHUNK, expected - size)
-            part = stream.read(min(want, max_bytes + 1 - size)) if want > 0 else b""
+            part = stream.read(min(want, max_bytes + 1 - size))
             if not part:
                 break
             parts.append(part)
@@ -154,17 +155,6 @@ def _read(max_bytes: int) -> bytes:
     if size > max_bytes:
         raise RequestEntityTooLarge()
     return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def _content_length() -> int | None:
-    declared = request.environ.get("CONTENT_LENGTH")
-    if not declared:
-        return None
-    try:
-        length = int(declared)
-    except ValueError:
-        raise ApiError(400, "bad_request", "Content-Length is not a number") from None
-    return length if length >= 0 else None
 
 
 def raw_json(max_bytes: int) -> tuple[bytes, Any]:

@@ -23,6 +23,7 @@ from videopoll.models import JobRecord
 IDEMPOTENCY_KEY_MAX = 200
 PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 # the same headers as WSGI names them: looked up in the environ, not through werkzeug's Headers
+_IDEMPOTENCY_ENVIRON = "HTTP_IDEMPOTENCY_KEY"
 _PROXY_ENVIRON = tuple("HTTP_" + name.upper().replace("-", "_") for name in PROXY_HEADERS)
 
 
@@ -69,7 +70,7 @@ class Idempotency:
     def __init__(
         self, endpoint: str, session_id: str, body: BaseModel, api_token: str | None
     ) -> None:
-        self.raw: str | None = request.environ.get("HTTP_IDEMPOTENCY_KEY")
+        self.raw: str | None = request.environ.get(_IDEMPOTENCY_ENVIRON)
         self.scoped: str | None = None
         if self.raw:
             caller = f"token:{api_token}" if api_token is not None else f"session:{session_id}"
@@ -86,7 +87,7 @@ class Idempotency:
 
     @staticmethod
     def check_header() -> None:
-        key = request.environ.get("HTTP_IDEMPOTENCY_KEY")
+        key = request.environ.get(_IDEMPOTENCY_ENVIRON)
         if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
             raise ApiError(422, "validation_failed", "invalid Idempotency-Key", [
                 {"field": "Idempotency-Key",
