@@ -12,6 +12,8 @@ import argparse
 import contextlib
 import json
 import logging
+import socket
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,7 +31,29 @@ MAX_BODY = 4 * 1024 * 1024
 
 
 class Handler(BaseHTTPRequestHandler):
+    """Answers over kept-alive HTTP/1.1 connections, as real provider APIs do.
+
+    An HTTP/1.0 fake made every poll pay a TCP handshake and a new server thread, which no
+    provider charges; the benchmark's polls/s and the client's connection reuse are only
+    honest against a server that keeps the connection open. Every answer has a
+    Content-Length, so a kept-alive connection always knows where an answer ends.
+    """
+
     server: FakeServer
+    protocol_version = "HTTP/1.1"
+    # headers and body leave in two writes; with Nagle on, the body waits for the client's
+    # delayed ACK of the headers (40 ms) on every kept-alive request
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.closed(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
@@ -48,7 +72,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _request(self, method: str) -> FakeRequest:
         url = urlparse(self.path)
-        length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY)
+        declared = int(self.headers.get("Content-Length") or 0)
+        length = min(declared, MAX_BODY)
+        if declared > MAX_BODY or "Transfer-Encoding" in self.headers:
+            # an unread rest (or a chunked body) would be parsed as the next request
+            self.close_connection = True
         raw = self.rfile.read(length) if length else b""
         return FakeRequest(
             method=method, path=url.path,
@@ -81,6 +109,29 @@ class FakeServer(ThreadingHTTPServer):
         self.state = FakeState(api_key)
         self.base_url = f"http://{host}:{self.server_address[1]}"
         self.fakes: list[FakeFamily] = [cls(self.state) for cls in FAKES]
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def opened(self, conn: socket.socket) -> None:
+        with self._open_lock:
+            self._open.add(conn)
+
+    def closed(self, conn: socket.socket) -> None:
+        with self._open_lock:
+            self._open.discard(conn)
+
+    def server_close(self) -> None:
+        """Also cut the kept-alive connections: a stopped provider must stop answering.
+
+        Outage tests stop the server and expect the next poll to fail; without this, a
+        client holding a kept-alive connection would still be answered by its handler thread.
+        """
+        super().server_close()
+        with self._open_lock:
+            conns = list(self._open)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def answer(self, req: FakeRequest) -> FakeReply:
         if req.path == "/_fake/stats":
