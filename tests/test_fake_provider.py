@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import requests
 
 from videopoll.fake_provider import FakeProvider, start_in_thread
 from videopoll.fake_provider.scenarios import Scenario, parse_scenario
+from videopoll.fake_provider.server import FakeServer
 
 
 @pytest.fixture
@@ -149,3 +151,36 @@ def test_stitched_extend_and_object_result_json(fake: FakeProvider) -> None:
 ])
 def test_scenario_grammar(text: str, expected: Scenario) -> None:
     assert parse_scenario(text) == expected
+
+
+def test_a_session_keeps_one_connection_and_a_stopped_fake_stops_answering_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Real provider APIs keep connections alive; an outage test must still see a dead one."""
+    server = start_in_thread()
+    http = server.http
+    assert isinstance(http, FakeServer)
+    opened: list[socket.socket] = []
+    track = http.opened
+
+    def note(conn: socket.socket) -> None:
+        opened.append(conn)
+        track(conn)
+
+    monkeypatch.setattr(http, "opened", note)
+    session = requests.Session()
+    try:
+        for n in range(5):
+            assert data(session.get(f"{server.base_url}/api/v1/veo/record-info",
+                                    params={"taskId": f"veo_ok2_keep{n}"}, timeout=5))
+        assert len(opened) == 1  # five answers over one kept-alive connection
+        # a body too large to read whole must not leave its rest to be parsed as a request
+        big = session.post(f"{server.base_url}/api/v1/veo/generate",
+                           data=b"x" * (5 * 1024 * 1024), timeout=10)
+        assert big.headers.get("Connection") == "close"
+        assert session.get(f"{server.base_url}/_fake/stats", timeout=5).status_code == 200
+        assert len(opened) == 2  # the next request came on a new connection
+    finally:
+        server.stop()
+    with pytest.raises(requests.ConnectionError):
+        session.get(f"{server.base_url}/_fake/stats", timeout=5)
