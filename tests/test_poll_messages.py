@@ -13,11 +13,17 @@ import pytest
 import redis
 from celery.worker.request import Request
 
+from tests.conftest import with_kie
 from videopoll.celery_app import app
-from videopoll.models import JobRecord
+from videopoll.fake_provider import FakeProvider
+from videopoll.models import JobRecord, PollVideoRequest
 from videopoll.poll_messages import POLL_QUEUE, poll_message, publish_poll
+from videopoll.polling import Next, advance
+from videopoll.providers import get_model
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
+from videopoll.submission import poll_job_record
+from videopoll.tasks import poll as poll_tasks
 from videopoll.tasks.poll import poll_job
 
 JOB = "job_0123456789abcdef0123456789abcdef"
@@ -128,3 +134,48 @@ def test_other_brokers_and_the_switch_publish_through_celery(
 ) -> None:
     rt = build_runtime(settings.model_copy(update=change))
     assert rt.direct_broker is None and not rt.first_poll_in_create
+
+
+def test_a_poll_turn_queues_its_next_poll_in_the_same_write(
+    settings: Settings, fake: FakeProvider
+) -> None:
+    """One round trip for the record and its next message; a fenced-off turn queues none."""
+    rt = build_runtime(with_kie(settings, base_url=fake.base_url))
+    assert rt.first_poll_in_create
+    rt.store.redis.delete(POLL_QUEUE)
+    req = PollVideoRequest.model_validate(
+        {"sessionId": "s", "taskId": f"veo_never_{time.time_ns()}", "model": "veo3"})
+    job, _ = rt.store.create(poll_job_record(req, get_model("veo3"), rt.settings, None))
+    step = advance(rt, job.job_id, job.poll_token)
+    assert step.action == "poll" and step.queued
+    assert rt.store.redis.llen(POLL_QUEUE) == 1
+    request = worker_request(str(rt.store.redis.rpop(POLL_QUEUE)))
+    assert request.args == [job.job_id, step.token] and request.eta is not None
+    assert advance(rt, job.job_id, job.poll_token).action == "stop"  # that turn's duplicate
+    assert rt.store.redis.llen(POLL_QUEUE) == 0
+
+
+def test_a_queued_step_is_not_published_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    published: list[tuple[str, int]] = []
+    monkeypatch.setattr(poll_tasks, "publish_poll",
+                        lambda _rt, job_id, token, countdown: published.append((job_id, token)))
+    monkeypatch.setattr(poll_tasks, "get_runtime", lambda: None)
+    poll_tasks.carry_out(JOB, Next("poll", token=4, countdown=1.0, queued=True))
+    assert published == []  # a second message would be a second provider call
+    poll_tasks.carry_out(JOB, Next("poll", token=4, countdown=1.0))
+    assert published == [(JOB, 4)]
+
+
+def test_with_the_broker_elsewhere_a_turn_publishes_its_next_poll(
+    settings: Settings, fake: FakeProvider
+) -> None:
+    other = settings.redis_url.rsplit("/", 1)[0] + "/13"
+    rt = build_runtime(with_kie(settings, base_url=fake.base_url).model_copy(
+        update={"broker_url": other}))
+    rt.store.redis.delete(POLL_QUEUE)
+    req = PollVideoRequest.model_validate(
+        {"sessionId": "s", "taskId": f"veo_never_{time.time_ns()}", "model": "veo3"})
+    job, _ = rt.store.create(poll_job_record(req, get_model("veo3"), rt.settings, None))
+    step = advance(rt, job.job_id, job.poll_token)
+    assert step.action == "poll" and not step.queued
+    assert rt.store.redis.llen(POLL_QUEUE) == 0

@@ -9,6 +9,7 @@ import time
 import redis
 
 from videopoll.models import JobRecord, JobStatus
+from videopoll.ratelimit import Limit
 from videopoll.runtime import Runtime
 from videopoll.store import JobStore
 
@@ -153,3 +154,16 @@ def test_a_token_another_worker_advanced_is_claimed_despite_a_stale_memory(rt: R
     assert rt.store.claim("job_1", 2) is None  # its duplicate is refused…
     claimed = rt.store.claim("job_1", 3)  # …and the current token is taken, not refused
     assert claimed is not None and claimed.poll_token == 4
+
+
+def test_a_claim_takes_its_provider_token_only_if_it_commits(rt: Runtime) -> None:
+    """The claim and the token are one write: a duplicate message spends no token."""
+    rt.store.create(make_job(rt))
+    bucket = rt.limiter.bucket("kie:status", Limit(rate=0.01, burst=1))
+    assert rt.store.claim_turn("job_1", 2, lambda job: bucket) is None  # not the token
+    turn = rt.store.claim_turn("job_1", 1, lambda job: bucket)
+    assert turn is not None and turn[1] == 0  # the one token in the bucket
+    assert rt.store.claim_turn("job_1", 1, lambda job: bucket) is None  # its duplicate
+    late = rt.store.claim_turn("job_1", 2, lambda job: bucket)
+    assert late is not None and late[1] > 90_000  # empty: about 1/0.01 s to the next one
+    assert rt.limiter.take(bucket) > 90  # the same bucket the plain limiter sees

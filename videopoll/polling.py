@@ -31,7 +31,9 @@ from videopoll.errors import (
     TransientError,
 )
 from videopoll.models import ErrorCode, JobRecord, JobStatus, PollResult, PollState
+from videopoll.poll_messages import QueuedMessage, poll_message
 from videopoll.providers import model_for
+from videopoll.ratelimit import Bucket
 from videopoll.redact import redact
 from videopoll.runtime import Runtime
 
@@ -53,19 +55,27 @@ class Next:
     reason: str = ""
     notify_delayed: bool = False  # the job just went ``delayed``: tell the user once
     progress: str | None = None  # new text for the job's in-place progress message
+    queued: bool = False  # the poll's message is already on the broker: do not publish it
 
 
 def advance(rt: Runtime, job_id: str, token: int) -> Next:
     """Run the poll (or, for a generate job, the submit) scheduled as ``token``."""
-    job = rt.store.claim(job_id, token)
-    if job is None:
+    def bucket_for(job: JobRecord) -> Bucket | None:
+        if time.time() >= job.deadline_at:  # this turn ends the job: no provider call
+            return None
+        return rt.bucket(job.family, "submit" if job.provider_task_id is None else "status")
+
+    # the claim takes the provider token in the same write: one round trip, not two
+    turn = rt.store.claim_turn(job_id, token, bucket_for)
+    if turn is None:
         return Next("stop", reason="stale, duplicate or finished")
+    job, wait_ms = turn
     mine = job.poll_token
     if time.time() >= job.deadline_at:
         return fail(rt, job_id, transitions.deadline_code(job), "hard deadline reached",
                     token=mine)
     submitting = job.provider_task_id is None
-    wait = rt.acquire(job.family, "submit" if submitting else "status")
+    wait = rt.limiter.delay_for(wait_ms)
     if wait > 0:
         metrics.rate_limited(job.family, "submit" if submitting else "status", "local")
         return _reschedule(rt, job_id, mine, transitions.limited_locally, countdown=wait,
@@ -202,15 +212,19 @@ def _reschedule(
             return countdown
         return transitions.spread(rt.settings.countdown_for(j.attempts + 1, j.push_callbacks))
 
-    plan = transitions.reschedule(rt.store, job_id, mine, mutate, wait_for,
-                                  rt.settings.delayed_interval_seconds, short_wait=short_wait)
+    def message_for(token: int, countdown: float) -> QueuedMessage:
+        return poll_message(job_id, token, countdown)
+
+    plan = transitions.reschedule(
+        rt.store, job_id, mine, mutate, wait_for, rt.settings.delayed_interval_seconds,
+        short_wait=short_wait, message_for=message_for if rt.first_poll_in_create else None)
     if plan is None:
         return Next("stop", reason="ended or overtaken")
     if plan.action == "delayed":
         return Next("stop", reason="delayed: the sweeper takes over",
                     notify_delayed=plan.became_delayed)
     return Next("poll", token=plan.token, countdown=plan.countdown, reason=reason,
-                notify_delayed=plan.became_delayed, progress=plan.progress)
+                notify_delayed=plan.became_delayed, progress=plan.progress, queued=plan.queued)
 
 
 def callback_url_for(rt: Runtime, family: str) -> str | None:

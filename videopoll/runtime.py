@@ -19,7 +19,7 @@ from videopoll.notifiers import Notifier, build_notifiers
 from videopoll.poll_messages import direct_capable
 from videopoll.providers import PROVIDERS
 from videopoll.providers.base import Provider
-from videopoll.ratelimit import Limit, RateLimiter
+from videopoll.ratelimit import Bucket, Limit, RateLimiter
 from videopoll.settings import Settings, load_settings
 from videopoll.storage import Storage, build_storage
 from videopoll.store import JobStore, StoreTimings
@@ -81,6 +81,10 @@ class Runtime:
 
     def acquire(self, family: str, kind: Literal["status", "submit"]) -> float:
         """Take a token from the provider account's bucket; seconds to wait if there is none."""
+        return self.limiter.take(self.bucket(family, kind))
+
+    def bucket(self, family: str, kind: Literal["status", "submit"]) -> Bucket:
+        """The provider account's bucket for ``kind`` calls, at the configured budget."""
         cls = PROVIDERS[family]
         s = self.settings
         if kind == "submit":
@@ -89,7 +93,7 @@ class Runtime:
         else:
             limit = Limit(s.rate_limit_per_second or cls.status_limit.rate,
                           s.rate_limit_burst or cls.status_limit.burst)
-        return self.limiter.acquire(f"{cls.rate_account or family}:{kind}", limit)
+        return self.limiter.bucket(f"{cls.rate_account or family}:{kind}", limit)
 
 
 def build_runtime(settings: Settings, redis_timeout: float | None = None) -> Runtime:

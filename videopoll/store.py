@@ -46,6 +46,7 @@ from redis.connection import AbstractConnection
 
 from videopoll.models import POLLABLE_STATUSES, JobRecord, JobStatus
 from videopoll.poll_messages import QueuedMessage
+from videopoll.ratelimit import Bucket, take_token_lua
 
 HISTORY_LIMIT = 50
 
@@ -64,9 +65,12 @@ return {ARGV[1], 1}
 """
 
 
-# KEYS: job key, due key, outbox key, idempotency keys… ; ARGV: expected record, new record,
-# "live" | "terminal", due (or outbox) score, retention seconds, job id. Writes only if the
-# stored record is still the expected one; else returns {0, what is stored (or nothing)}.
+# KEYS: job key, due key, outbox key, queue, bucket, idempotency keys… ; ARGV: expected
+# record, new record, "live" | "terminal", due (or outbox) score, retention seconds, job id,
+# a poll message to queue ("" for none), the bucket's rate and burst ("" for no token).
+# Writes only if the stored record is still the expected one; else returns {0, what is
+# stored (or nothing)}. A committed write also queues the message and takes the token, in
+# the same call: {1, the bucket's wait in ms} when a token was asked for, else {1}.
 _SWAP = """
 local current = redis.call('GET', KEYS[1])
 if current ~= ARGV[1] then
@@ -77,12 +81,16 @@ if ARGV[3] == 'terminal' then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5])
   redis.call('ZREM', KEYS[2], ARGV[6])
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
-  for i = 4, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+  for i = 6, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
 else
   redis.call('SET', KEYS[1], ARGV[2])
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
 end
-return {1}
+if ARGV[7] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[7]) end
+if ARGV[8] == '' then return {1} end
+local wait
+""" + take_token_lua("KEYS[5]", "ARGV[8]", "ARGV[9]") + """
+return {1, wait}
 """
 
 # KEYS: due (or outbox) set; ARGV: job id, now, new score. Moves the entry only if still due.
@@ -149,6 +157,24 @@ class Change(Generic[T]):
     job: JobRecord | None
     applied: bool = False
     outcome: T | None = None
+    token_wait_ms: int = 0  # the bucket's answer when the write also took a token
+
+
+@dataclass(frozen=True)
+class Along:
+    """What a committed write carries with it, in the same Lua call.
+
+    ``message``: the job's next poll, queued on the broker's list (a broker on this Redis);
+    ``bucket``: a provider token taken for the turn. Either happens only if the record is
+    written, so neither can outlive a write that lost its compare-and-set, and neither
+    costs a round trip of its own.
+    """
+
+    message: QueuedMessage | None = None
+    bucket: Bucket | None = None
+
+
+NOTHING_ALONG = Along()
 
 
 @dataclass(frozen=True)
@@ -305,13 +331,17 @@ class JobStore:
             return self.create(job, first_poll)
         return existing, False
 
-    def update(self, job_id: str, mutate: Callable[[JobRecord], T | Refuse]) -> Change[T]:
+    def update(self, job_id: str, mutate: Callable[[JobRecord], T | Refuse],
+               along: Callable[[JobRecord, T], Along] | None = None) -> Change[T]:
         """Apply ``mutate`` atomically and report what the committed attempt decided.
 
         ``mutate`` returns ``REFUSE`` to refuse the move (nothing is written) or any other
         value as its outcome. It may run more than once (a lost compare-and-set re-runs it on
         the fresh record), so it must have no effect beyond changing the record it is given. A
         terminal job never changes again: ``mutate`` is not called for one.
+
+        ``along`` names what the write carries with it (``Along``), from the changed record
+        and the outcome: it happens if and only if this write commits, in the same call.
         """
         raw = self._recall(job_id)
         confirmed = raw is None  # a remembered record is a guess until Redis agrees
@@ -335,11 +365,12 @@ class JobStore:
                 return Change(job if before.terminal else self._parse(job_id, raw))
             self._stamp(job, before)
             new = self.dump(job)
-            done, *current = self._swap(keys=self._swap_keys(job), args=self._swap_args(
-                job, raw, new))
+            extra = along(job, outcome) if along is not None else NOTHING_ALONG
+            done, *current = self._swap(keys=self._swap_keys(job, extra),
+                                        args=self._swap_args(job, raw, new, extra))
             if done:
                 self._remember(job_id, new)
-                return Change(job, True, outcome)
+                return Change(job, True, outcome, int(current[0]) if current else 0)
             raw, confirmed = (current[0] if current else None), True
 
     def claim(self, job_id: str, token: int) -> JobRecord | None:
@@ -349,6 +380,17 @@ class JobStore:
         this worker dies mid-call, the sweeper re-enqueues the job when the lease runs out.
         The claimed record's ``poll_token`` is the fence every later write of this turn checks.
         """
+        turn = self.claim_turn(job_id, token, lambda job: None)
+        return turn[0] if turn is not None else None
+
+    def claim_turn(self, job_id: str, token: int,
+                   bucket_for: Callable[[JobRecord], Bucket | None]
+                   ) -> tuple[JobRecord, int] | None:
+        """``claim``, also taking a token from ``bucket_for(job)`` (if any) in the same write.
+
+        Returns the claimed job and the bucket's wait in ms (0: the provider call may go now).
+        Only a committed claim takes a token, so a duplicate or stale message costs none.
+        """
         def take(job: JobRecord) -> bool | Refuse:
             if job.poll_token != token or job.status not in POLLABLE_STATUSES:
                 return REFUSE
@@ -356,8 +398,10 @@ class JobStore:
             job.next_poll_at = time.time() + self.timings.poll_lease_seconds
             return True
 
-        change = self.update(job_id, take)
-        return change.job if change.applied else None
+        change = self.update(job_id, take, lambda job, _: Along(bucket=bucket_for(job)))
+        if not change.applied or change.job is None:
+            return None
+        return change.job, change.token_wait_ms
 
     def take_due(self, job_id: str, now: float, until: float) -> bool:
         """Atomically take a due entry for this sweep: ``False`` if it is no longer due.
@@ -506,20 +550,27 @@ class JobStore:
         """The stored form: no null or default field (it reads back to an equal record)."""
         return job.model_dump_json(exclude_defaults=True)
 
-    def _swap_keys(self, job: JobRecord) -> list[str]:
-        keys = [self.job_key(job.job_id), self.due_key, self.outbox_key]
+    def _swap_keys(self, job: JobRecord, extra: Along) -> list[str]:
+        # an unused queue or bucket slot names the due set, which the script then leaves be
+        keys = [self.job_key(job.job_id), self.due_key, self.outbox_key,
+                extra.message.queue if extra.message else self.due_key,
+                extra.bucket.key if extra.bucket else self.due_key]
         if job.status.terminal:
             keys += [self.idem_key(idem) for idem in job.idempotency_keys]
         return keys
 
-    def _swap_args(self, job: JobRecord, expected: str, new: str) -> list[str | float | int]:
+    def _swap_args(self, job: JobRecord, expected: str, new: str, extra: Along
+                   ) -> list[str | float | int]:
+        message = extra.message.payload if extra.message else ""
+        bucket: list[str | float | int] = (
+            [extra.bucket.limit.rate, extra.bucket.limit.burst] if extra.bucket else ["", ""])
         if job.status.terminal:
             # The notify/record chain is owed until it says it is done; the sweeper re-runs
             # it if the publish after this write is lost.
             return [expected, new, "terminal", time.time() + self.timings.sweep_grace_seconds,
-                    self.timings.retention_seconds, job.job_id]
+                    self.timings.retention_seconds, job.job_id, message, *bucket]
         return [expected, new, "live", self._due(job), self.timings.retention_seconds,
-                job.job_id]
+                job.job_id, message, *bucket]
 
     def _read(self, job_id: str) -> str | None:
         raw = self.redis.get(self.job_key(job_id))

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from videopoll.models import POLLABLE_STATUSES, ErrorCode, JobRecord, JobStatus
+from videopoll.poll_messages import QueuedMessage
 from videopoll.redact import redact
-from videopoll.store import REFUSE, Change, JobStore, Refuse
+from videopoll.store import NOTHING_ALONG, REFUSE, Along, Change, JobStore, Refuse
 
 T = TypeVar("T")
 
@@ -52,10 +53,12 @@ class Plan:
     countdown: float
     became_delayed: bool = False
     progress: str | None = None  # the text of the job's in-place progress message, if it has one
+    queued: bool = False  # the write itself queued the poll message: nothing left to publish
 
 
 def fenced(
-    store: JobStore, job_id: str, token: int, mutate: Callable[[JobRecord], T | Refuse]
+    store: JobStore, job_id: str, token: int, mutate: Callable[[JobRecord], T | Refuse],
+    along: Callable[[JobRecord, T], Along] | None = None,
 ) -> Change[T]:
     """Apply ``mutate`` only if the poll that holds ``token`` is still the job's current one."""
     def guarded(job: JobRecord) -> T | Refuse:
@@ -63,7 +66,7 @@ def fenced(
             return REFUSE
         return mutate(job)
 
-    return store.update(job_id, guarded)
+    return store.update(job_id, guarded, along)
 
 
 def begin_submit(store: JobStore, job_id: str, token: int) -> JobRecord | None:
@@ -88,6 +91,7 @@ def reschedule(
     wait_for: Callable[[JobRecord], float],
     delayed_interval: float,
     short_wait: bool = False,
+    message_for: Callable[[int, float], QueuedMessage] | None = None,
 ) -> Plan | None:
     """Apply ``mutate`` and plan the next turn in the same write; ``None`` if fenced off.
 
@@ -95,6 +99,10 @@ def reschedule(
     ``delayed_interval`` until the deadline. ``short_wait`` (our own rate limiter turned the
     poll away) keeps the short wait and a message even then, so a backlog of delayed jobs
     drains at the limiter's pace instead of one slow interval per refusal.
+
+    ``message_for(token, countdown)`` (a broker on the store's Redis) has the write queue the
+    planned poll itself (``Plan.queued``): the record and its next message are one write,
+    so a turn costs one round trip less and no committed plan can lose its message.
     """
     def step(job: JobRecord) -> Plan:
         mutate(job)
@@ -108,11 +116,17 @@ def reschedule(
                 job.next_poll_at = now + wait
                 return Plan("delayed", job.poll_token, wait, became_delayed=became)
             job.next_poll_at = now + wait
-            return Plan("poll", job.poll_token, wait, became_delayed=became)
+            return Plan("poll", job.poll_token, wait, became_delayed=became, queued=queues)
         job.next_poll_at = now + wait
-        return Plan("poll", job.poll_token, wait, progress=progress_text(job))
+        return Plan("poll", job.poll_token, wait, progress=progress_text(job), queued=queues)
 
-    return fenced(store, job_id, token, step).outcome
+    def queue(job: JobRecord, plan: Plan) -> Along:
+        if message_for is None or not plan.queued:
+            return NOTHING_ALONG
+        return Along(message=message_for(plan.token, plan.countdown))
+
+    queues = message_for is not None
+    return fenced(store, job_id, token, step, queue).outcome
 
 
 def progress_text(job: JobRecord) -> str | None:

@@ -48,7 +48,7 @@ def carry_out(job_id: str, step: Next) -> None:
         notify_delayed.delay(job_id)
     if step.progress:
         update_progress.delay(job_id, step.progress)
-    if step.action == "poll":
+    if step.action == "poll" and not step.queued:  # a queued one went with the record
         publish_poll(get_runtime(), job_id, step.token, step.countdown)
     elif step.action == "deliver":
         start_delivery(job_id)
