@@ -16,7 +16,9 @@ the new record only if the stored one is still, byte for byte, the one the mutat
 from; otherwise it hands back what is stored now and the mutation runs again on that. What a
 change achieved is the return value of the *committed* attempt (``Change.outcome``): only the
 last answer counts, so no flag set inside a retried closure can report a win that never
-committed (invariant 2).
+committed (invariant 2). The same call can carry the write's consequences (``Along``): a
+poll turn's claim takes its provider token, its reschedule queues the next poll's message.
+A poll turn is then two round trips (claim, reschedule) around its provider call.
 
 Each store remembers the records it last wrote or read (``_known``, bounded), so a poll turn's
 writes start from what its claim committed and cost one round trip each instead of a read

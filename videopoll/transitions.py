@@ -9,8 +9,10 @@
     any non-terminal ──▶ failed | canceled
 
 Each function applies one move through ``JobStore.update`` and returns what the *committed*
-write decided. Nothing is recorded outside the transaction: the WATCH/MULTI may run a mutation
-twice, and only the answer of the attempt that committed counts (invariant 2). Moves a poll
+write decided. Nothing is recorded outside the transaction: the compare-and-set may run a
+mutation twice, and only the answer of the attempt that committed counts (invariant 2). What
+a write carries with it (the next poll's message, a provider token: ``store.Along``) is part
+of the same Lua call, so it too happens once, and only if the write commits. Moves a poll
 makes after its claim are *fenced*: they commit only while the poll token is still the one the
 claim took and the state still allows polling, so a stale answer can never overwrite a newer
 state (a late "running" must not turn ``delivering`` back into ``delayed``).
@@ -104,6 +106,8 @@ def reschedule(
     planned poll itself (``Plan.queued``): the record and its next message are one write,
     so a turn costs one round trip less and no committed plan can lose its message.
     """
+    queues = message_for is not None
+
     def step(job: JobRecord) -> Plan:
         mutate(job)
         now = time.time()
@@ -125,7 +129,6 @@ def reschedule(
             return NOTHING_ALONG
         return Along(message=message_for(plan.token, plan.countdown))
 
-    queues = message_for is not None
     return fenced(store, job_id, token, step, queue).outcome
 
 
