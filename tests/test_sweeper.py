@@ -11,7 +11,8 @@ from tests.test_store import make_job
 from videopoll import delivery
 from videopoll.models import ErrorCode, JobRecord, JobStatus
 from videopoll.polling import fail
-from videopoll.runtime import Runtime
+from videopoll.runtime import Runtime, build_runtime
+from videopoll.settings import Settings
 from videopoll.sweeper import MAX_OUTBOX_TRIES, sweep
 
 
@@ -105,6 +106,43 @@ def test_delivery_budget_in_time_ends_it_too(rt: Runtime) -> None:
     rt.store.update("job_1", delivering)
     later = time.time() + rt.settings.delivery_lease_seconds + 1
     assert [s.action for _, s in sweep(rt, later)] == ["finish"]
+
+
+def _stored_and_delivering(rt: Runtime, started: float) -> None:
+    rt.store.create(make_job(rt))
+
+    def stored(j: JobRecord) -> None:
+        j.status = JobStatus.DELIVERING
+        j.delivery_started_at = started
+        j.delivery.storage_key = "videos/veo3/job_1.mp4"
+
+    rt.store.update("job_1", stored)
+
+
+def test_a_stored_videos_queued_chain_is_resent_without_giving_up(settings: Settings) -> None:
+    """Behind a backlog the notify step waits longer than the lease: the video is stored,
+    so the sweeper keeps re-sending the chain rather than fail a job whose user may already
+    have been told it is ready (seen under the kill -9 test: "ready", then "failed")."""
+    rt = build_runtime(settings.model_copy(update={"delivery_lease_seconds": 60}))
+    _stored_and_delivering(rt, time.time())
+    actions: list[str] = []
+    later = time.time()
+    for _ in range(rt.settings.max_delivery_runs + 3):
+        later += rt.settings.delivery_lease_seconds + 1
+        actions += [s.action for _, s in sweep(rt, later)]
+    assert actions == ["deliver"] * (rt.settings.max_delivery_runs + 3)
+    job = rt.store.get("job_1")
+    assert job is not None and job.status is JobStatus.DELIVERING
+
+
+def test_a_stored_video_past_the_delivery_budget_ends_succeeded(rt: Runtime) -> None:
+    _stored_and_delivering(rt, time.time() - rt.settings.delivery_budget_seconds - 1)
+    later = time.time() + rt.settings.delivery_lease_seconds + 1
+    assert [s.action for _, s in sweep(rt, later)] == ["finish"]  # tell whoever was not told
+    job = rt.store.get("job_1")
+    assert job is not None
+    assert (job.status, job.error_code) == (JobStatus.SUCCEEDED, None)
+    assert job.delivery.storage_key == "videos/veo3/job_1.mp4"
 
 
 def test_an_unreadable_record_is_quarantined_and_the_others_are_swept(rt: Runtime) -> None:

@@ -204,12 +204,24 @@ def start_delivery(
 def redeliver(
     store: JobStore, job_id: str, max_runs: int, budget_seconds: float, now: float
 ) -> Literal["deliver", "exhausted"] | None:
-    """The sweeper found delivery overdue: run it again, or end it once its budget is spent."""
+    """The sweeper found delivery overdue: run it again, or end it once its budget is spent.
+
+    Once the video is stored, only the staged notify and record steps are owed, and an overdue
+    chain is most often one queued behind a backlog, not a dead one: those re-runs do not
+    count against ``max_runs``, and a spent budget ends the job ``succeeded`` (the finish
+    chain then tells whoever was not told). Failing it would lose a stored video and could
+    tell a user "failed" after "your video is ready".
+    """
     def again(job: JobRecord) -> Literal["deliver", "exhausted"] | Refuse:
         if job.status is not JobStatus.DELIVERING:
             return REFUSE
         started = job.delivery_started_at or job.updated_at
-        if job.delivery_runs >= max_runs or now - started >= budget_seconds:
+        spent = now - started >= budget_seconds
+        if job.delivery.storage_key:
+            if spent:
+                _mark_succeeded(job)
+                return "exhausted"
+        elif job.delivery_runs >= max_runs or spent:
             job.status = JobStatus.FAILED
             job.error_code = ErrorCode.DELIVERY_FAILED
             job.provider_message = "delivery budget spent"
@@ -239,11 +251,15 @@ def succeed(store: JobStore, job_id: str) -> Change[bool]:
     def done(job: JobRecord) -> bool | Refuse:
         if job.status is not JobStatus.DELIVERING or not job.delivery.storage_key:
             return REFUSE
-        job.status = JobStatus.SUCCEEDED
-        job.delivery.recorded_at = time.time()
+        _mark_succeeded(job)
         return True
 
     return store.update(job_id, done)
+
+
+def _mark_succeeded(job: JobRecord) -> None:
+    job.status = JobStatus.SUCCEEDED
+    job.delivery.recorded_at = time.time()
 
 
 # --- what a poll turn changes on the record (committed by ``reschedule``) ------------------
