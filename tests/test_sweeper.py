@@ -75,7 +75,7 @@ def test_two_sweeps_reading_one_due_list_re_enqueue_once(
     assert list(second) == []
 
 
-def test_delivery_that_never_finishes_ends_delivery_failed(rt: Runtime) -> None:
+def _delivering(rt: Runtime) -> None:
     rt.store.create(make_job(rt))
 
     def delivering(j: JobRecord) -> None:
@@ -83,14 +83,45 @@ def test_delivery_that_never_finishes_ends_delivery_failed(rt: Runtime) -> None:
         j.delivery_started_at = time.time()
 
     rt.store.update("job_1", delivering)
+
+
+def test_a_delivery_whose_worker_dies_each_time_ends_delivery_failed(
+    settings: Settings,
+) -> None:
+    """Each run begins storing the video and dies (the stage's lease runs out): after
+    ``max_delivery_runs`` re-runs the job fails instead of crashing workers for ever."""
+    rt = build_runtime(settings.model_copy(update={"delivery_lease_seconds": 60}))
+    _delivering(rt)
     actions: list[str] = []
     later = time.time()
     for _ in range(rt.settings.max_delivery_runs + 3):
+        assert rt.store.begin_stage("job_1", "store", 0.001, counted=True) is not None
+        time.sleep(0.005)  # that worker dies: its lease runs out
         later += rt.settings.delivery_lease_seconds + 1
         actions += [s.action for _, s in sweep(rt, later)]
     runs = rt.settings.max_delivery_runs
     assert actions[:runs + 1] == ["deliver"] * runs + ["finish"]
     assert set(actions[runs + 1:]) <= {"finish"}  # the failure notice stays owed until sent
+    job = rt.store.get("job_1")
+    assert job is not None
+    assert (job.status, job.error_code) == (JobStatus.FAILED, ErrorCode.DELIVERY_FAILED)
+
+
+def test_a_chain_that_never_ran_is_resent_without_counting(settings: Settings) -> None:
+    """Queued behind a backlog (or its message lost), the chain never began storing: those
+    re-sends are not failures; only the budget in time ends the job."""
+    rt = build_runtime(settings.model_copy(update={"delivery_lease_seconds": 60}))
+    _delivering(rt)
+    later = time.time()
+    actions: list[str] = []
+    for _ in range(rt.settings.max_delivery_runs + 3):
+        later += rt.settings.delivery_lease_seconds + 1
+        actions += [s.action for _, s in sweep(rt, later)]
+    assert actions == ["deliver"] * (rt.settings.max_delivery_runs + 3)
+    job = rt.store.get("job_1")
+    assert job is not None and job.status is JobStatus.DELIVERING
+    assert [s.action for _, s in sweep(rt, time.time() + rt.settings.delivery_budget_seconds
+                                        + 1)] == ["finish"]
     job = rt.store.get("job_1")
     assert job is not None
     assert (job.status, job.error_code) == (JobStatus.FAILED, ErrorCode.DELIVERY_FAILED)

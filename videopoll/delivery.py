@@ -61,7 +61,7 @@ def store_output(rt: Runtime, job_id: str) -> StoreOutcome:
         return "skipped"
     if job.delivery.storage_key:
         return "stored"
-    owner = rt.store.begin_stage(job_id, "store", stage_lease(rt))
+    owner = rt.store.begin_stage(job_id, "store", stage_lease(rt), counted=True)
     if owner is None:
         return "stored" if rt.store.stage_done(job_id, "store") else "held"
     try:

@@ -260,7 +260,8 @@ class JobRecord(BaseModel):
     submit_started_at: float | None = None
     submits: int = 0
     delivery_started_at: float | None = None
-    delivery_runs: int = 0
+    delivery_runs: int = 0  # sweeper re-runs that count against MAX_DELIVERY_RUNS
+    delivery_tries_seen: int = 0  # store attempts begun, as of the sweeper's last look
     next_poll_at: float | None = None
     deadline_at: float
     created_at: float = Field(default_factory=time.time)

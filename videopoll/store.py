@@ -105,6 +105,15 @@ end
 return 0
 """
 
+# KEYS: stage key, its tries counter; ARGV: owner, lease ms, retention s. Takes the stage if
+# free, and counts the attempt in the same step.
+_BEGIN_COUNTED = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
 # KEYS: stage key; ARGV: owner, action ("renew" | "done" | "drop"), lease ms or retention s.
 _STAGE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -223,6 +232,7 @@ class JobStore:
         self._known_lock = threading.Lock()
         self._take_due = client.register_script(_TAKE_DUE)
         self._stage = client.register_script(_STAGE)
+        self._begin_counted = client.register_script(_BEGIN_COUNTED)
         self._finish_with_event = client.register_script(_FINISH_WITH_EVENT)
 
     # keys -------------------------------------------------------------------------------
@@ -487,13 +497,25 @@ class JobStore:
         return float(raw) if raw else None
 
     # delivery stage markers -------------------------------------------------------------
-    def begin_stage(self, job_id: str, stage: str, lease_seconds: float) -> str | None:
-        """Claim a delivery stage; the owner token, or ``None`` if done or held elsewhere."""
+    def begin_stage(self, job_id: str, stage: str, lease_seconds: float,
+                    counted: bool = False) -> str | None:
+        """Claim a delivery stage; the owner token, or ``None`` if done or held elsewhere.
+
+        ``counted`` also counts the attempt (``stage_tries``): the sweeper tells a chain that
+        began its stage and died from one that never ran (queued behind a backlog).
+        """
         owner = uuid.uuid4().hex
-        taken = self.redis.set(
-            self.stage_key(job_id, stage), owner, nx=True, px=int(lease_seconds * 1000)
-        )
+        key = self.stage_key(job_id, stage)
+        if counted:
+            taken = self._begin_counted(keys=[key, f"{key}:tries"], args=[
+                owner, int(lease_seconds * 1000), self.timings.retention_seconds])
+        else:
+            taken = self.redis.set(key, owner, nx=True, px=int(lease_seconds * 1000))
         return owner if taken else None
+
+    def stage_tries(self, job_id: str, stage: str) -> int:
+        """How many times a ``counted`` stage was begun."""
+        return int(self.redis.get(f"{self.stage_key(job_id, stage)}:tries") or 0)
 
     def renew_stage(self, job_id: str, stage: str, owner: str, lease_seconds: float) -> bool:
         """Extend our lease; ``False`` means it ran out and someone else may hold the stage."""

@@ -107,7 +107,8 @@ def _recover(rt: Runtime, job_id: str, now: float) -> Next | None:
         if not rt.store.take_due(job_id, now, now + s.delivery_lease_seconds):
             return None
         outcome = transitions.redeliver(rt.store, job_id, s.max_delivery_runs,
-                                        s.delivery_budget_seconds, now)
+                                        s.delivery_budget_seconds, now,
+                                        rt.store.stage_tries(job_id, "store"))
         if outcome == "deliver":
             return Next("deliver", reason="delivery overdue")
         if outcome == "exhausted":

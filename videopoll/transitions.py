@@ -202,15 +202,20 @@ def start_delivery(
 
 
 def redeliver(
-    store: JobStore, job_id: str, max_runs: int, budget_seconds: float, now: float
+    store: JobStore, job_id: str, max_runs: int, budget_seconds: float, now: float,
+    store_tries: int = 0,
 ) -> Literal["deliver", "exhausted"] | None:
     """The sweeper found delivery overdue: run it again, or end it once its budget is spent.
 
-    Once the video is stored, only the staged notify and record steps are owed, and an overdue
-    chain is most often one queued behind a backlog, not a dead one: those re-runs do not
-    count against ``max_runs``, and a spent budget ends the job ``succeeded`` (the finish
-    chain then tells whoever was not told). Failing it would lose a stored video and could
-    tell a user "failed" after "your video is ready".
+    An overdue chain is most often one queued behind a backlog, not a dead one. A re-run
+    counts against ``max_runs`` only if a store attempt began since the sweeper last looked
+    (``store_tries``, counted by the store stage itself): a chain that started and still did
+    not finish. One that never ran is sent again, bounded by the budget in time.
+
+    Once the video is stored, only the staged notify and record steps are owed: no re-run
+    counts, and a spent budget ends the job ``succeeded`` (the finish chain then tells whoever
+    was not told). Failing it would lose a stored video and could tell a user "failed" after
+    "your video is ready".
     """
     def again(job: JobRecord) -> Literal["deliver", "exhausted"] | Refuse:
         if job.status is not JobStatus.DELIVERING:
@@ -221,12 +226,15 @@ def redeliver(
             if spent:
                 _mark_succeeded(job)
                 return "exhausted"
-        elif job.delivery_runs >= max_runs or spent:
+            return "deliver"
+        ran = store_tries > job.delivery_tries_seen
+        job.delivery_tries_seen = max(job.delivery_tries_seen, store_tries)
+        if spent or (ran and job.delivery_runs >= max_runs):
             job.status = JobStatus.FAILED
             job.error_code = ErrorCode.DELIVERY_FAILED
             job.provider_message = "delivery budget spent"
             return "exhausted"
-        job.delivery_runs += 1
+        job.delivery_runs += int(ran)
         return "deliver"
 
     change: Change[Literal["deliver", "exhausted"]] = store.update(job_id, again)
