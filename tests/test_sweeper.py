@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from itertools import pairwise
 
 import pytest
@@ -75,14 +76,39 @@ def test_two_sweeps_reading_one_due_list_re_enqueue_once(
     assert list(second) == []
 
 
-def _delivering(rt: Runtime) -> None:
+def _delivering(rt: Runtime, started: float | None = None, stored: bool = False) -> None:
     rt.store.create(make_job(rt))
 
     def delivering(j: JobRecord) -> None:
         j.status = JobStatus.DELIVERING
-        j.delivery_started_at = time.time()
+        j.delivery_started_at = time.time() if started is None else started
+        if stored:
+            j.delivery.storage_key = "videos/veo3/job_1.mp4"
 
     rt.store.update("job_1", delivering)
+
+
+def _overdue_sweeps(rt: Runtime, times: int, each: Callable[[], None] = lambda: None
+                    ) -> list[str]:
+    """Sweep ``times`` times, a delivery lease apart; ``each`` runs before every sweep."""
+    actions: list[str] = []
+    later = time.time()
+    for _ in range(times):
+        each()
+        later += rt.settings.delivery_lease_seconds + 1
+        actions += [s.action for _, s in sweep(rt, later)]
+    return actions
+
+
+def _short_lease(settings: Settings) -> Runtime:
+    """Leases short enough that every re-run fits in the delivery budget."""
+    return build_runtime(settings.model_copy(update={"delivery_lease_seconds": 60}))
+
+
+def _ends(rt: Runtime) -> tuple[JobStatus, ErrorCode | None]:
+    job = rt.store.get("job_1")
+    assert job is not None
+    return job.status, job.error_code
 
 
 def test_a_delivery_whose_worker_dies_each_time_ends_delivery_failed(
@@ -90,90 +116,57 @@ def test_a_delivery_whose_worker_dies_each_time_ends_delivery_failed(
 ) -> None:
     """Each run begins storing the video and dies (the stage's lease runs out): after
     ``max_delivery_runs`` re-runs the job fails instead of crashing workers for ever."""
-    rt = build_runtime(settings.model_copy(update={"delivery_lease_seconds": 60}))
+    rt = _short_lease(settings)
     _delivering(rt)
-    actions: list[str] = []
-    later = time.time()
-    for _ in range(rt.settings.max_delivery_runs + 3):
+
+    def begins_and_dies() -> None:
         assert rt.store.begin_stage("job_1", "store", 0.001, counted=True) is not None
-        time.sleep(0.005)  # that worker dies: its lease runs out
-        later += rt.settings.delivery_lease_seconds + 1
-        actions += [s.action for _, s in sweep(rt, later)]
+        time.sleep(0.005)  # its lease runs out
+
     runs = rt.settings.max_delivery_runs
+    actions = _overdue_sweeps(rt, runs + 3, begins_and_dies)
     assert actions[:runs + 1] == ["deliver"] * runs + ["finish"]
     assert set(actions[runs + 1:]) <= {"finish"}  # the failure notice stays owed until sent
-    job = rt.store.get("job_1")
-    assert job is not None
-    assert (job.status, job.error_code) == (JobStatus.FAILED, ErrorCode.DELIVERY_FAILED)
+    assert _ends(rt) == (JobStatus.FAILED, ErrorCode.DELIVERY_FAILED)
 
 
 def test_a_chain_that_never_ran_is_resent_without_counting(settings: Settings) -> None:
     """Queued behind a backlog (or its message lost), the chain never began storing: those
     re-sends are not failures; only the budget in time ends the job."""
-    rt = build_runtime(settings.model_copy(update={"delivery_lease_seconds": 60}))
+    rt = _short_lease(settings)
     _delivering(rt)
-    later = time.time()
-    actions: list[str] = []
-    for _ in range(rt.settings.max_delivery_runs + 3):
-        later += rt.settings.delivery_lease_seconds + 1
-        actions += [s.action for _, s in sweep(rt, later)]
-    assert actions == ["deliver"] * (rt.settings.max_delivery_runs + 3)
-    job = rt.store.get("job_1")
-    assert job is not None and job.status is JobStatus.DELIVERING
-    assert [s.action for _, s in sweep(rt, time.time() + rt.settings.delivery_budget_seconds
-                                        + 1)] == ["finish"]
-    job = rt.store.get("job_1")
-    assert job is not None
-    assert (job.status, job.error_code) == (JobStatus.FAILED, ErrorCode.DELIVERY_FAILED)
+    times = rt.settings.max_delivery_runs + 3
+    assert _overdue_sweeps(rt, times) == ["deliver"] * times
+    assert _ends(rt) == (JobStatus.DELIVERING, None)
+    past_budget = time.time() + rt.settings.delivery_budget_seconds + 1
+    assert [s.action for _, s in sweep(rt, past_budget)] == ["finish"]
+    assert _ends(rt) == (JobStatus.FAILED, ErrorCode.DELIVERY_FAILED)
 
 
 def test_delivery_budget_in_time_ends_it_too(rt: Runtime) -> None:
-    rt.store.create(make_job(rt))
-
-    def delivering(j: JobRecord) -> None:
-        j.status = JobStatus.DELIVERING
-        j.delivery_started_at = time.time() - rt.settings.delivery_budget_seconds - 1
-
-    rt.store.update("job_1", delivering)
+    _delivering(rt, started=time.time() - rt.settings.delivery_budget_seconds - 1)
     later = time.time() + rt.settings.delivery_lease_seconds + 1
     assert [s.action for _, s in sweep(rt, later)] == ["finish"]
-
-
-def _stored_and_delivering(rt: Runtime, started: float) -> None:
-    rt.store.create(make_job(rt))
-
-    def stored(j: JobRecord) -> None:
-        j.status = JobStatus.DELIVERING
-        j.delivery_started_at = started
-        j.delivery.storage_key = "videos/veo3/job_1.mp4"
-
-    rt.store.update("job_1", stored)
 
 
 def test_a_stored_videos_queued_chain_is_resent_without_giving_up(settings: Settings) -> None:
     """Behind a backlog the notify step waits longer than the lease: the video is stored,
     so the sweeper keeps re-sending the chain rather than fail a job whose user may already
     have been told it is ready (seen under the kill -9 test: "ready", then "failed")."""
-    rt = build_runtime(settings.model_copy(update={"delivery_lease_seconds": 60}))
-    _stored_and_delivering(rt, time.time())
-    actions: list[str] = []
-    later = time.time()
-    for _ in range(rt.settings.max_delivery_runs + 3):
-        later += rt.settings.delivery_lease_seconds + 1
-        actions += [s.action for _, s in sweep(rt, later)]
-    assert actions == ["deliver"] * (rt.settings.max_delivery_runs + 3)
-    job = rt.store.get("job_1")
-    assert job is not None and job.status is JobStatus.DELIVERING
+    rt = _short_lease(settings)
+    _delivering(rt, stored=True)
+    times = rt.settings.max_delivery_runs + 3
+    assert _overdue_sweeps(rt, times) == ["deliver"] * times
+    assert _ends(rt) == (JobStatus.DELIVERING, None)
 
 
 def test_a_stored_video_past_the_delivery_budget_ends_succeeded(rt: Runtime) -> None:
-    _stored_and_delivering(rt, time.time() - rt.settings.delivery_budget_seconds - 1)
+    _delivering(rt, started=time.time() - rt.settings.delivery_budget_seconds - 1, stored=True)
     later = time.time() + rt.settings.delivery_lease_seconds + 1
     assert [s.action for _, s in sweep(rt, later)] == ["finish"]  # tell whoever was not told
+    assert _ends(rt) == (JobStatus.SUCCEEDED, None)
     job = rt.store.get("job_1")
-    assert job is not None
-    assert (job.status, job.error_code) == (JobStatus.SUCCEEDED, None)
-    assert job.delivery.storage_key == "videos/veo3/job_1.mp4"
+    assert job is not None and job.delivery.storage_key == "videos/veo3/job_1.mp4"
 
 
 def test_an_unreadable_record_is_quarantined_and_the_others_are_swept(rt: Runtime) -> None:
