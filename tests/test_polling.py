@@ -296,7 +296,7 @@ def test_a_delayed_job_turned_away_by_the_limiter_waits_the_short_wait(
         "rate_limit_per_second": 0.5, "rate_limit_burst": 1, "delayed_interval_seconds": 300}))
     tight._providers["kie_veo"] = Scripted(polls=[RUNNING])
     job_id, _ = submit(tight, "veo_never", attempt=6)  # past max_attempts: delayed
-    tight.acquire("kie_veo", "status")  # someone else took the only token
+    tight.limiter.take(tight.bucket("kie_veo", "status"))  # someone else took the only token
     step = advance(tight, job_id, 1)
     assert step.action == "poll"
     assert 0 < step.countdown < 10  # the limiter's wait, not DELAYED_INTERVAL_SECONDS

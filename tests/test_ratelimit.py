@@ -52,14 +52,16 @@ def test_kie_families_share_one_account_per_kind(settings: Settings) -> None:
     rt: Runtime = build_runtime(settings.model_copy(update={
         "rate_limit_per_second": 0.01, "rate_limit_burst": 1,
         "submit_rate_limit_per_second": 0.01, "submit_rate_limit_burst": 1}))
-    assert rt.acquire("kie_veo", "status") == 0.0
-    assert rt.acquire("kie_market", "status") > 0  # Veo used the account's status token
-    assert rt.acquire("kie_market", "submit") == 0.0  # submits have a bucket of their own
-    assert rt.acquire("kie_veo", "submit") > 0
+    assert rt.limiter.take(rt.bucket("kie_veo", "status")) == 0.0
+    # Veo used the account's status token
+    assert rt.limiter.take(rt.bucket("kie_market", "status")) > 0
+    # submits have a bucket of their own
+    assert rt.limiter.take(rt.bucket("kie_market", "submit")) == 0.0
+    assert rt.limiter.take(rt.bucket("kie_veo", "submit")) > 0
 
 
 def test_documented_kie_limits_apply_without_configuration(settings: Settings) -> None:
     rt = build_runtime(settings.model_copy(update={
         "rate_limit_per_second": None, "rate_limit_burst": None}))
-    granted = sum(rt.acquire("kie_veo", "status") == 0.0 for _ in range(15))
+    granted = sum(rt.limiter.take(rt.bucket("kie_veo", "status")) == 0.0 for _ in range(15))
     assert granted == 10  # 10 status requests per second per key (providers.md §1.9)

@@ -63,7 +63,7 @@ def advance(rt: Runtime, job_id: str, token: int) -> Next:
     def bucket_for(job: JobRecord) -> Bucket | None:
         if time.time() >= job.deadline_at:  # this turn ends the job: no provider call
             return None
-        return rt.bucket(job.family, "submit" if job.provider_task_id is None else "status")
+        return rt.bucket(job.family, _call_kind(job))
 
     # the claim takes the provider token in the same write: one round trip, not two
     turn = rt.store.claim_turn(job_id, token, bucket_for)
@@ -74,15 +74,19 @@ def advance(rt: Runtime, job_id: str, token: int) -> Next:
     if time.time() >= job.deadline_at:
         return fail(rt, job_id, transitions.deadline_code(job), "hard deadline reached",
                     token=mine)
-    submitting = job.provider_task_id is None
     wait = rt.limiter.delay_for(wait_ms)
     if wait > 0:
-        metrics.rate_limited(job.family, "submit" if submitting else "status", "local")
+        metrics.rate_limited(job.family, _call_kind(job), "local")
         return _reschedule(rt, job_id, mine, transitions.limited_locally, countdown=wait,
                            reason="local rate limit", short_wait=True)
-    if submitting:
+    if _call_kind(job) == "submit":
         return _submit(rt, job, mine)
     return _poll(rt, job, mine)
+
+
+def _call_kind(job: JobRecord) -> Literal["submit", "status"]:
+    """A generate job without a provider task still has to be submitted."""
+    return "submit" if job.provider_task_id is None else "status"
 
 
 def _poll(rt: Runtime, job: JobRecord, mine: int) -> Next:

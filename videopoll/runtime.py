@@ -79,12 +79,9 @@ class Runtime:
         """Whether a new job's first poll can be queued by the store's own create call."""
         return self.direct_broker is self.store.redis
 
-    def acquire(self, family: str, kind: Literal["status", "submit"]) -> float:
-        """Take a token from the provider account's bucket; seconds to wait if there is none."""
-        return self.limiter.take(self.bucket(family, kind))
-
     def bucket(self, family: str, kind: Literal["status", "submit"]) -> Bucket:
-        """The provider account's bucket for ``kind`` calls, at the configured budget."""
+        """The provider account's bucket for ``kind`` calls, at the configured budget (a poll
+        turn's claim takes its token: ``JobStore.claim_turn``)."""
         cls = PROVIDERS[family]
         s = self.settings
         if kind == "submit":

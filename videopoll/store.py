@@ -6,6 +6,7 @@ Keys (``P`` is the configured prefix):
 - ``P:idem:<key>``        idempotency key → job id (provider task, or ``Idempotency-Key``)
 - ``P:due``               sorted set: job id → when the sweeper should look at it again
 - ``P:stage:<id>:<name>`` delivery stage marker (an owner token with a lease, then "done")
+- ``P:stage:<id>:<name>:tries`` how often a counted stage was begun (the store stage)
 - ``P:outbox``            sorted set: terminal jobs whose notify/record chain has not finished
 - ``P:outbox_runs:<id>``  hash: when that chain last started, and the sweeper's re-runs of it
 - ``P:quarantine``        sorted set: jobs whose record cannot be read (kept out of the sweep)
@@ -507,7 +508,7 @@ class JobStore:
         owner = uuid.uuid4().hex
         key = self.stage_key(job_id, stage)
         if counted:
-            taken = self._begin_counted(keys=[key, f"{key}:tries"], args=[
+            taken = self._begin_counted(keys=[key, self._tries_key(job_id, stage)], args=[
                 owner, int(lease_seconds * 1000), self.timings.retention_seconds])
         else:
             taken = self.redis.set(key, owner, nx=True, px=int(lease_seconds * 1000))
@@ -515,7 +516,10 @@ class JobStore:
 
     def stage_tries(self, job_id: str, stage: str) -> int:
         """How many times a ``counted`` stage was begun."""
-        return int(self.redis.get(f"{self.stage_key(job_id, stage)}:tries") or 0)
+        return int(self.redis.get(self._tries_key(job_id, stage)) or 0)
+
+    def _tries_key(self, job_id: str, stage: str) -> str:
+        return f"{self.stage_key(job_id, stage)}:tries"
 
     def renew_stage(self, job_id: str, stage: str, owner: str, lease_seconds: float) -> bool:
         """Extend our lease; ``False`` means it ran out and someone else may hold the stage."""
