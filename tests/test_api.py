@@ -151,6 +151,16 @@ def test_lone_surrogate_is_422_naming_the_field(
     assert "surrogate" in problems[field]
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"sessionId": "\xed\xa0\x80", "taskId": "t1", "model": "veo3"}',  # a surrogate, encoded
+    b'{"sessionId": "\xff", "taskId": "t1", "model": "veo3"}',
+])
+def test_body_that_is_not_utf8_is_400(client: FlaskClient, raw: bytes) -> None:
+    """Only an escape can bring a lone surrogate in: its UTF-8 encoding is refused whole."""
+    resp = post_raw(client, "/webhook/poll-video", raw)
+    assert (resp.status_code, resp.get_json()["error"]) == (400, "malformed_json"), resp.text
+
+
 def test_null_body_is_not_an_object(client: FlaskClient) -> None:
     resp = post_raw(client, "/webhook/poll-video", "null")
     assert resp.status_code == 422, resp.text

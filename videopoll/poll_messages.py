@@ -25,6 +25,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _quote  # json.dumps of a str, less its checks
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -57,14 +58,14 @@ def poll_message(job_id: str, token: int, countdown: float = 0.0,
     """The message for poll ``token`` of ``job_id``, due ``countdown`` seconds from ``now``."""
     entropy = os.urandom(32).hex()  # the task id's 128 bits and the delivery tag's
     task_id = _uuid4(entropy[:32])
-    body = f'[[{json.dumps(job_id)},{int(token)}],{{}},{{}}]'
+    body = f'[[{_quote(job_id)},{int(token)}],{{}},{{}}]'
     eta = ""
     if countdown > 0:  # Celery sends no eta for a zero countdown either
         due = (time.time() if now is None else now) + countdown
         eta = ',"eta":"' + datetime.fromtimestamp(due, UTC).isoformat() + '"'
     payload = _ENVELOPE % {
         "body": base64.b64encode(body.encode()).decode(), "id": task_id, "eta": eta,
-        "argsrepr": json.dumps(repr((job_id, token))), "tag": entropy[32:]}
+        "argsrepr": _quote(repr((job_id, token))), "tag": entropy[32:]}
     return QueuedMessage(POLL_QUEUE, payload, task_id)
 
 

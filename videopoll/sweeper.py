@@ -106,9 +106,10 @@ def _recover(rt: Runtime, job_id: str, now: float) -> Next | None:
     if job.status is JobStatus.DELIVERING:
         if not rt.store.take_due(job_id, now, now + s.delivery_lease_seconds):
             return None
+        # a stored video stays stored: its re-runs count no store tries
+        tries = 0 if job.delivery.storage_key else rt.store.stage_tries(job_id, "store")
         outcome = transitions.redeliver(rt.store, job_id, s.max_delivery_runs,
-                                        s.delivery_budget_seconds, now,
-                                        rt.store.stage_tries(job_id, "store"))
+                                        s.delivery_budget_seconds, now, tries)
         if outcome == "deliver":
             return Next("deliver", reason="delivery overdue")
         if outcome == "exhausted":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from typing import Any
 
@@ -36,8 +37,20 @@ class _Unfit:
         self.reason = reason
 
 
+class _Noted(threading.local):
+    """Whether this thread's last parse met an unfit number: a body with none (and no
+    ``\\u`` escape) needs no walk over its values. The parse never yields, so a greenlet's
+    flag is its own too."""
+
+    unfit = False
+
+
+_noted = _Noted()
+
+
 def _int(text: str) -> int | _Unfit:
     if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        _noted.unfit = True
         return _Unfit(f"number has more than {MAX_NUMBER_DIGITS} digits")
     return int(text)
 
@@ -45,12 +58,17 @@ def _int(text: str) -> int | _Unfit:
 def _float(text: str) -> float | _Unfit:
     value = float(text)
     if not math.isfinite(value) or len(text) > 2 * MAX_NUMBER_DIGITS:
+        _noted.unfit = True
         return _Unfit("number is out of range")
     return value
 
 
 def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# one decoder for every body: ``json.loads`` with hooks builds a new one per call
+_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_constant)
 
 
 def _too_deep(raw: str) -> bool:
@@ -130,10 +148,11 @@ def _read(max_bytes: int) -> bytes:
     knows whether the server ended it.
     """
     deadline = time.monotonic() + BODY_DEADLINE_SECONDS
-    expected = get_content_length(request.environ)  # None when chunked
+    environ = request.environ
+    expected = get_content_length(environ)  # None when chunked
     if expected is not None and expected > max_bytes:
         raise RequestEntityTooLarge()
-    stream = request.environ["wsgi.input"] if expected is not None else request.stream
+    stream = environ["wsgi.input"] if expected is not None else request.stream
     parts: list[bytes] = []
     size = 0
     try:
@@ -172,7 +191,8 @@ def raw_json(max_bytes: int) -> tuple[bytes, Any]:
 
 def json_object(max_bytes: int) -> dict[str, Any]:
     """The body as a JSON object, or an ``ApiError`` that says what is wrong with it."""
-    if not request.is_json:
+    # the common header compared as it came, before werkzeug parses its options
+    if request.environ.get("CONTENT_TYPE") != "application/json" and not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
     raw = _read(max_bytes)
     try:
@@ -182,11 +202,13 @@ def json_object(max_bytes: int) -> dict[str, Any]:
     if _too_deep(text):
         raise ApiError(422, "validation_failed", "the body nests too deeply", [
             {"field": "body", "reason": f"must not nest deeper than {MAX_DEPTH} levels"}])
+    _noted.unfit = False
     try:
-        data = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        data = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from exc
-    problem = _problem(data, [])
+    # strict UTF-8 decoding refuses an encoded surrogate, so only an escape can make one
+    problem = _problem(data, []) if _noted.unfit or "\\u" in text else None
     if problem:
         field, reason = problem
         raise ApiError(422, "validation_failed", "invalid request",

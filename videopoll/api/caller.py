@@ -55,7 +55,7 @@ def check_caller(api_token: str | None) -> None:
             raise ApiError(401, "unauthorized", "API_TOKEN is unset: only direct loopback "
                            "callers may call, and this request came through a proxy "
                            "(Forwarded/X-Forwarded-For); set API_TOKEN to serve it")
-        if not _is_loopback(request.remote_addr):
+        if not _is_loopback(environ.get("REMOTE_ADDR")):
             raise ApiError(401, "unauthorized", "API_TOKEN is unset: only loopback callers "
                            "(127.0.0.1, ::1, ::ffff:127.0.0.1) may call; set API_TOKEN")
         return

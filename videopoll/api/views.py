@@ -59,8 +59,8 @@ def authenticate() -> None:
         check_caller(runtime().settings.secret("api_token"))
 
 
-def _body(model: type[BaseModel]) -> Any:
-    data = json_object(runtime().settings.max_body_bytes)
+def _body(rt: Runtime, model: type[BaseModel]) -> Any:
+    data = json_object(rt.settings.max_body_bytes)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -78,13 +78,15 @@ def _model(name: str) -> providers.ModelInfo:
         ]) from None
 
 
-def _check_urls(urls: list[tuple[str, str]]) -> None:
+def _check_urls(rt: Runtime, urls: list[tuple[str, str]]) -> None:
     """Refuse URLs we would later refuse to call or fetch (invariant 8), while the caller waits.
 
     Only a definite "no" is refused: a name that does not resolve right now is checked again
     when it is used.
     """
-    allow_private = runtime().settings.allow_private_urls
+    if not urls:
+        return
+    allow_private = rt.settings.allow_private_urls
     details = []
     for field, url in urls:
         try:
@@ -96,11 +98,11 @@ def _check_urls(urls: list[tuple[str, str]]) -> None:
         raise ApiError(422, "validation_failed", "refused URL", details)
 
 
-def _store(job: JobRecord, idem: Idempotency) -> tuple[JobRecord, bool]:
+def _store(rt: Runtime, job: JobRecord, idem: Idempotency) -> tuple[JobRecord, bool]:
     """Write the job (and, on a shared Redis, its first poll) once. A store fault after the
     command left is an unknown outcome."""
     try:
-        return _create(runtime(), job)
+        return _create(rt, job)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         log.warning("job store unavailable at submit: %s", type(exc).__name__,
                     extra={"job_id": job.job_id})
@@ -122,13 +124,14 @@ def _create(rt: Runtime, job: JobRecord) -> tuple[JobRecord, bool]:
         return rt.submissions.create(job, first)
     stored, created = rt.submissions.create(job)
     if created:
-        _publish_poll(job, countdown)
+        _publish_poll(rt, job, countdown)
     return stored, created
 
 
-def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnValue:
+def _accept(rt: Runtime, job: JobRecord, idem: Idempotency, message: str
+            ) -> ResponseReturnValue:
     job.request_fingerprint = idem.fingerprint
-    stored, created = _store(job, idem)
+    stored, created = _store(rt, job, idem)
     metrics.job_submitted(stored, created)
     if not created:
         idem.check_reuse(stored)
@@ -138,11 +141,11 @@ def _accept(job: JobRecord, idem: Idempotency, message: str) -> ResponseReturnVa
     return current_app.response_class(body + "\n", 202, content_type="application/json")
 
 
-def _publish_poll(job: JobRecord, countdown: float) -> None:
+def _publish_poll(rt: Runtime, job: JobRecord, countdown: float) -> None:
     """Send the poll for the job's current token. Only a hint: if the publish fails, the
     record is stored and due, and the sweeper (or the scheduled poll) enqueues it."""
     try:
-        publish_poll(runtime(), job.job_id, job.poll_token, countdown, patient=False)
+        publish_poll(rt, job.job_id, job.poll_token, countdown, patient=False)
     except Exception:
         log.exception("poll not published; the sweeper will enqueue it",
                       extra={"job_id": job.job_id})
@@ -150,19 +153,21 @@ def _publish_poll(job: JobRecord, countdown: float) -> None:
 
 @bp.post("/webhook/poll-video")
 def poll_video() -> ResponseReturnValue:
+    rt = runtime()
     Idempotency.check_header()
-    req: PollVideoRequest = _body(PollVideoRequest)
+    req: PollVideoRequest = _body(rt, PollVideoRequest)
     model = _model(req.model)
-    _check_urls([("callbackUrl", str(req.callback_url))] if req.callback_url else [])
-    idem = Idempotency("poll", req.session_id, req, runtime().settings.secret("api_token"))
-    job = poll_job_record(req, model, runtime().settings, idem.scoped)
-    return _accept(job, idem, "Polling started")
+    _check_urls(rt, [("callbackUrl", str(req.callback_url))] if req.callback_url else [])
+    idem = Idempotency("poll", req.session_id, req, rt.settings.secret("api_token"))
+    job = poll_job_record(req, model, rt.settings, idem.scoped)
+    return _accept(rt, job, idem, "Polling started")
 
 
 @bp.post("/jobs")
 def create_job() -> ResponseReturnValue:
+    rt = runtime()
     Idempotency.check_header()
-    req: GenerateRequest = _body(GenerateRequest)
+    req: GenerateRequest = _body(rt, GenerateRequest)
     model = _model(req.model)
     problems = providers.validate_options(
         model, req.aspect_ratio, req.duration_seconds, len(req.image_urls)
@@ -172,10 +177,11 @@ def create_job() -> ResponseReturnValue:
         raise ApiError(422, "validation_failed", "the model does not support these options",
                        details)
     urls = [(f"imageUrls.{i}", str(u)) for i, u in enumerate(req.image_urls)]
-    _check_urls(([("callbackUrl", str(req.callback_url))] if req.callback_url else []) + urls)
-    idem = Idempotency("generate", req.session_id, req, runtime().settings.secret("api_token"))
-    job = generate_job_record(req, model, runtime().settings, idem.scoped)
-    return _accept(job, idem, "Generation queued")
+    _check_urls(rt, ([("callbackUrl", str(req.callback_url))] if req.callback_url else [])
+                + urls)
+    idem = Idempotency("generate", req.session_id, req, rt.settings.secret("api_token"))
+    job = generate_job_record(req, model, rt.settings, idem.scoped)
+    return _accept(rt, job, idem, "Generation queued")
 
 
 @bp.get("/jobs/<job_id>")
@@ -252,7 +258,7 @@ def provider_callback(family: str) -> ResponseReturnValue:
         return jsonify({**reply, "status": "ignored"}), 200
     # the job's current token: whichever of this and the scheduled poll runs first wins the
     # fence, and the other is dropped without a provider call
-    _publish_poll(job, 0.0)
+    _publish_poll(rt, job, 0.0)
     return jsonify({**reply, "status": "accepted"}), 200
 
 

@@ -93,17 +93,19 @@ class Processes:
         self.workdir = workdir
         self.procs: list[Proc] = []
 
-    def spawn(self, name: str, argv: list[str]) -> Proc:
-        proc = Proc(name, argv, self.env, self.workdir)
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+        proc = Proc(name, argv, {**self.env, **(env or {})}, self.workdir)
         self.procs.append(proc)
         return proc
 
     def gunicorn(self, name: str, app: str, port: int | None = None) -> tuple[Proc, str]:
-        """An API (or the bare floor route) under gunicorn, as the Procfile's ``web`` line."""
+        """An API (or the bare floor route) under gunicorn, as the Procfile's ``web`` line
+        (its workers' metrics in files of their own, which ``/metrics`` adds up)."""
         port = port or free_port()
+        metrics = self.workdir / f"prometheus-{name}-{port}"
         proc = self.spawn(name, [str(BIN / "gunicorn"), "-c", "python:videopoll.gunicorn_conf",
                                  "--workers", GUNICORN_WORKERS, "--bind", f"127.0.0.1:{port}",
-                                 app])
+                                 app], env={"PROMETHEUS_MULTIPROC_DIR": str(metrics)})
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: answers(url), 30, f"{name} to answer")
         return proc, url

@@ -56,6 +56,12 @@ def below(maximum: float) -> Callable[[float, float | None], bool]:
     return lambda value, _ratio: value < maximum
 
 
+def spread(ratios: list[float]) -> str:
+    """The ratio round by round: how far the machine moved it during this run."""
+    ordered = sorted(ratios)
+    return f"rounds {ordered[0]:.2f}x to {ordered[-1]:.2f}x" if ordered else ""
+
+
 def machine() -> dict[str, Any]:
     model = platform.processor() or "unknown"
     try:
