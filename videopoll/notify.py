@@ -3,6 +3,11 @@
 The notify stage of delivery (and the delayed notice and the in-place progress message) as
 plain functions. Each channel sends under its own stage marker (see ``delivery``'s leases),
 records a receipt before marking itself done, and a retry resends only what did not go out.
+
+Once a message is sent, only the worker that sent it knows: if Redis is down when it writes
+the receipt, it keeps trying while its lease still keeps every other worker off the channel,
+instead of leaving the channel to be sent again. Only a worker killed between the send and
+the receipt leaves a message that may go out twice (no chat API takes an idempotency key).
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+
+import redis
 
 from videopoll import metrics, session
 from videopoll.delivery import stage_lease
@@ -25,6 +32,9 @@ from videopoll.runtime import Runtime
 from videopoll.view_links import view_url
 
 log = logging.getLogger(__name__)
+
+# How long a sender waits out a Redis outage to write its receipt (never past its lease)
+RECEIPT_PATIENCE_SECONDS = 60.0
 
 
 @metrics.timed_stage("notify")
@@ -76,9 +86,15 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
     held = False
     for notifier in rt.notifiers:
         stage = channel_stage(prefix, notifier.name)
-        owner = rt.store.begin_stage(job.job_id, stage, stage_lease(rt))
+        lease = stage_lease(rt)
+        leased_at = time.monotonic()  # before the claim: the lease is at least this long
+        owner = rt.store.begin_stage(job.job_id, stage, lease)
         if owner is None:
             held = held or not rt.store.stage_done(job.job_id, stage)
+            continue
+        if rt.store.channel_result(job.job_id, stage) is not None:
+            # sent, but its sender could not mark the channel done: nothing is owed
+            rt.store.finish_stage(job.job_id, stage, owner)
             continue
         skip = notifier.skip_reason(job, notice)
         if skip is not None:
@@ -98,13 +114,32 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
                 rt.store.abandon_stage(job.job_id, stage, owner)
                 pending = pending or NotifyError(f"{notifier.name}: {type(exc).__name__}")
                 continue
-        # the receipt is written before the stage is marked done: a resend checks it first
-        rt.store.record_channel(job.job_id, stage, {**result, "at": round(time.time(), 3)})
+        _settle(rt, job.job_id, stage, owner, {**result, "at": round(time.time(), 3)},
+                leased_at + min(0.8 * lease, RECEIPT_PATIENCE_SECONDS))
         metrics.notification(prefix, notifier.name, result["status"])
-        rt.store.finish_stage(job.job_id, stage, owner)
     if pending is not None:
         raise pending
     return not held
+
+
+def _settle(rt: Runtime, job_id: str, stage: str, owner: str, result: dict[str, Any],
+            until: float) -> None:
+    """Write the channel's receipt, then mark it done (a later run that finds the receipt
+    sends nothing). Both writes can be repeated, so a Redis outage is waited out until
+    ``until`` (monotonic); past it the error goes up, and the channel may be sent again."""
+    wait = 0.05
+    while True:
+        try:
+            rt.store.record_channel(job_id, stage, result)
+            rt.store.finish_stage(job_id, stage, owner)
+            return
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() + wait > until:
+                raise
+            log.warning("job store unavailable for a receipt; trying again",
+                        extra={"job_id": job_id, "channel": stage})
+            time.sleep(wait)
+            wait = min(2 * wait, 1.0)
 
 
 def _longest_wait(pending: NotifyError | None, new: NotifyError) -> NotifyError:

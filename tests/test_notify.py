@@ -1,0 +1,105 @@
+"""A message that went out is written down, even across a Redis outage, and never sent again."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.e2e.test_resilience import RestartableRedis
+from tests.test_store import make_job
+from videopoll import notify
+from videopoll.models import JobRecord, JobStatus
+from videopoll.notifiers import ConsoleNotifier, Notice
+from videopoll.runtime import Runtime, build_runtime
+from videopoll.settings import Settings
+
+
+class OutageAfterSend(ConsoleNotifier):
+    """Sends, then stops the job store's Redis for ``down`` seconds (``None``: for good)."""
+
+    def __init__(self, server: RestartableRedis, down: float | None) -> None:
+        super().__init__(io.StringIO())
+        self.server, self.down = server, down
+
+    def send(self, job: JobRecord, notice: Notice) -> str:
+        message_id = super().send(job, notice)
+        self.server.stop()
+        if self.down is not None:
+            restart = threading.Timer(self.down, self.server.start)
+            restart.daemon = True
+            restart.start()
+        return message_id
+
+    def sent(self) -> list[dict[str, object]]:
+        assert isinstance(self.out, io.StringIO)
+        return [json.loads(line.removeprefix("NOTIFY "))
+                for line in self.out.getvalue().splitlines()]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RestartableRedis]:
+    own = RestartableRedis(tmp_path).start()
+    yield own
+    own.stop()
+
+
+def failed_job(settings: Settings, server: RestartableRedis) -> Runtime:
+    rt = build_runtime(settings.model_copy(update={"redis_url": f"{server.url}/0"}))
+    rt.store.create(make_job(rt))
+
+    def fail(job: JobRecord) -> None:
+        job.status = JobStatus.FAILED
+
+    rt.store.update("job_1", fail)
+    return rt
+
+
+def test_a_redis_outage_after_the_send_does_not_send_it_again(
+    settings: Settings, server: RestartableRedis
+) -> None:
+    rt = failed_job(settings, server)
+    channel = OutageAfterSend(server, down=1.0)
+    rt.notifiers = [channel]
+
+    assert notify.notify_user(rt, "job_1") is True  # waited the outage out
+    receipt = rt.store.channel_result("job_1", "notify:console")
+    assert receipt is not None and receipt["status"] == "sent"
+    assert rt.store.stage_done("job_1", "notify:console")
+
+    channel.down = None  # a re-delivered chain finds the channel done
+    assert notify.notify_user(rt, "job_1") is True
+    assert [m["status"] for m in channel.sent()] == ["failed"]
+
+
+def test_a_receipt_without_its_done_mark_is_not_sent_again(rt: Runtime) -> None:
+    """The sender wrote its receipt and died before marking the channel done."""
+    rt.store.create(make_job(rt))
+    rt.store.update("job_1", lambda job: setattr(job, "status", JobStatus.FAILED))
+    out = io.StringIO()
+    rt.notifiers = [ConsoleNotifier(out)]
+    assert rt.store.begin_stage("job_1", "notify:console", 0.2) is not None
+    rt.store.record_channel("job_1", "notify:console", {"status": "sent", "message_id": "m1"})
+    time.sleep(0.3)  # its lease runs out
+
+    assert notify.notify_user(rt, "job_1") is True
+    assert out.getvalue() == ""
+    assert rt.store.stage_done("job_1", "notify:console")
+
+
+def test_an_outage_longer_than_the_patience_is_an_error_in_bounded_time(
+    settings: Settings, server: RestartableRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notify, "RECEIPT_PATIENCE_SECONDS", 0.5)
+    rt = failed_job(settings, server)
+    rt.notifiers = [OutageAfterSend(server, down=None)]
+    began = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        notify.notify_user(rt, "job_1")
+    assert time.monotonic() - began < 5
