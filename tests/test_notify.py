@@ -15,10 +15,12 @@ import redis
 from tests.e2e.test_resilience import RestartableRedis
 from tests.test_store import make_job
 from videopoll import notify
+from videopoll.fake_telegram import FakeTelegram
 from videopoll.models import JobRecord, JobStatus
-from videopoll.notifiers import ConsoleNotifier, Notice
+from videopoll.notifiers import ConsoleNotifier, Notice, TelegramNotifier
 from videopoll.runtime import Runtime, build_runtime
 from videopoll.settings import Settings
+from videopoll.transitions import progress_text
 
 
 class OutageAfterSend(ConsoleNotifier):
@@ -103,3 +105,36 @@ def test_an_outage_longer_than_the_patience_is_an_error_in_bounded_time(
     with pytest.raises(redis.ConnectionError):
         notify.notify_user(rt, "job_1")
     assert time.monotonic() - began < 5
+
+
+class ProgressOutage(TelegramNotifier):
+    """Starts the progress message, then stops the job store's Redis for a second."""
+
+    def __init__(self, server: RestartableRedis, bot_api: FakeTelegram) -> None:
+        super().__init__("123456:TEST-token", bot_api.base_url, 50 * 1024 * 1024)
+        self.server = server
+
+    def start_progress(self, chat_id: str | int, text: str) -> int:
+        message_id = super().start_progress(chat_id, text)
+        self.server.stop()
+        restart = threading.Timer(1.0, self.server.start)
+        restart.daemon = True
+        restart.start()
+        return message_id
+
+
+def test_a_redis_outage_after_the_first_progress_message_starts_no_second_one(
+    settings: Settings, server: RestartableRedis, bot_api: FakeTelegram
+) -> None:
+    rt = build_runtime(settings.model_copy(update={"redis_url": f"{server.url}/0"}))
+    rt.notifiers = [ProgressOutage(server, bot_api)]
+    job = make_job(rt)
+    job.chat_id, job.progress_messages, job.max_attempts = 31, True, 15
+    rt.store.create(job)
+    for attempt in (1, 2):
+        rt.store.update(job.job_id, lambda j, a=attempt: setattr(j, "attempts", a))
+        current = rt.store.get(job.job_id)
+        assert current is not None
+        notify.update_progress(rt, job.job_id, progress_text(current))
+    assert [c["text"] for c in bot_api.calls("sendMessage")] == ["Generating… 1/15"]
+    assert [c["text"] for c in bot_api.calls("editMessageText")] == ["Generating… 2/15"]

@@ -12,8 +12,10 @@ the receipt leaves a message that may go out twice (no chat API takes an idempot
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -33,7 +35,7 @@ from videopoll.view_links import view_url
 
 log = logging.getLogger(__name__)
 
-# How long a sender waits out a Redis outage to write its receipt (never past its lease)
+# How long a sender waits out a Redis outage to write down what it sent (never past its lease)
 RECEIPT_PATIENCE_SECONDS = 60.0
 
 
@@ -114,30 +116,33 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
                 rt.store.abandon_stage(job.job_id, stage, owner)
                 pending = pending or NotifyError(f"{notifier.name}: {type(exc).__name__}")
                 continue
-        _settle(rt, job.job_id, stage, owner, {**result, "at": round(time.time(), 3)},
-                leased_at + min(0.8 * lease, RECEIPT_PATIENCE_SECONDS))
+        receipt = {**result, "at": round(time.time(), 3)}
+        _settle(rt, job.job_id, stage, owner, leased_at, lease, functools.partial(
+            rt.store.record_channel, job.job_id, stage, receipt))
         metrics.notification(prefix, notifier.name, result["status"])
     if pending is not None:
         raise pending
     return not held
 
 
-def _settle(rt: Runtime, job_id: str, stage: str, owner: str, result: dict[str, Any],
-            until: float) -> None:
-    """Write the channel's receipt, then mark it done (a later run that finds the receipt
-    sends nothing). Both writes can be repeated, so a Redis outage is waited out until
-    ``until`` (monotonic); past it the error goes up, and the channel may be sent again."""
+def _settle(rt: Runtime, job_id: str, stage: str, owner: str, leased_at: float, lease: float,
+            record: Callable[[], object]) -> None:
+    """Write what the stage did (``record``: a receipt, a message id), then mark it done; a
+    later run that finds the record sends nothing. Both writes can be repeated, so a Redis
+    outage is waited out for ``RECEIPT_PATIENCE_SECONDS``, and never past 80% of the lease
+    taken at ``leased_at`` (monotonic); then the error goes up, and the send may be repeated."""
+    until = leased_at + min(0.8 * lease, RECEIPT_PATIENCE_SECONDS)
     wait = 0.05
     while True:
         try:
-            rt.store.record_channel(job_id, stage, result)
+            record()
             rt.store.finish_stage(job_id, stage, owner)
             return
         except (redis.ConnectionError, redis.TimeoutError):
             if time.monotonic() + wait > until:
                 raise
-            log.warning("job store unavailable for a receipt; trying again",
-                        extra={"job_id": job_id, "channel": stage})
+            log.warning("job store unavailable after a send; trying again",
+                        extra={"job_id": job_id, "stage": stage})
             time.sleep(wait)
             wait = min(2 * wait, 1.0)
 
@@ -216,17 +221,21 @@ def update_progress(rt: Runtime, job_id: str, text: str) -> None:
     if existing is not None:
         telegram.edit(chat_id, existing, text)
         return
-    owner = rt.store.begin_stage(job_id, "progress", stage_lease(rt))
+    lease = stage_lease(rt)
+    leased_at = time.monotonic()
+    owner = rt.store.begin_stage(job_id, "progress", lease)
     if owner is None:
         return  # another worker is sending the first one
+    if progress_message_id(rt, job) is not None:  # sent, but not marked done
+        rt.store.finish_stage(job_id, "progress", owner)
+        return
     try:
         message_id = telegram.start_progress(chat_id, text)
     except BaseException:
         rt.store.abandon_stage(job_id, "progress", owner)
         raise
-    rt.store.redis.set(progress_key(rt, job_id), message_id,
-                       ex=rt.settings.result_retention_seconds)
-    rt.store.finish_stage(job_id, "progress", owner)
+    _settle(rt, job_id, "progress", owner, leased_at, lease, lambda: rt.store.redis.set(
+        progress_key(rt, job_id), message_id, ex=rt.settings.result_retention_seconds))
 
 
 # button action → rendition (``fetch``'s variant); labels in the user's words
