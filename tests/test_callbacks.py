@@ -7,11 +7,13 @@ import time
 import pytest
 import redis
 from flask.testing import FlaskClient
+from pydantic import SecretStr
 
 from tests.conftest import with_kie
 from tests.test_store import make_job
 from videopoll.api import create_app
 from videopoll.errors import CallbackRejected
+from videopoll.polling import callback_url_for
 from videopoll.providers.base import CallbackRequest
 from videopoll.providers.kie.common import sign_callback, verify_callback
 from videopoll.runtime import Runtime, build_runtime
@@ -101,3 +103,23 @@ def test_callbacks_for_unknown_tasks_or_families(crt: Runtime, client: FlaskClie
                           headers=signed("nobody", at=time.time()))
     assert (unknown.status_code, unknown.get_json()) == (200, {"status": "ignored"})
     assert client.post("/callbacks/acme", json=body("t")).status_code == 404
+
+
+def test_without_a_key_the_callback_url_token_is_the_proof(settings: Settings) -> None:
+    """KIE signs only once the account has a webhookHmacKey (providers.md §1.5): without our
+    copy of it, the URL we give KIE carries our token, and a callback without it is refused."""
+    rt = build_runtime(settings.model_copy(update={
+        "public_base_url": "https://videos.example",
+        "callback_url_secret": SecretStr("url-secret")}))
+    client = create_app(rt.settings, rt).test_client()
+    rt.store.create(make_job(rt))
+    url = callback_url_for(rt, "kie_veo")
+    assert url is not None and "?token=" in url
+    before = queued(rt)
+    anyone = client.post("/callbacks/kie_veo", json=body("t1"))
+    assert anyone.status_code == 401 and queued(rt) == before
+    ok = client.post(url.removeprefix("https://videos.example"), json=body("t1"))
+    assert (ok.status_code, ok.get_json()) == (200, {"status": "accepted"})
+    assert queued(rt) == before + 1
+    assert "?token=" not in (callback_url_for(
+        build_runtime(with_kie(rt.settings, webhook_hmac_key=KEY)), "kie_veo") or "?token=")

@@ -20,7 +20,14 @@ from videopoll.errors import (
     TransientError,
 )
 from videopoll.fake_provider import FakeProvider
-from videopoll.models import ErrorCode, GenerationSpec, PollResult, PollState, ProviderResponse
+from videopoll.models import (
+    ErrorCode,
+    GenerationSpec,
+    JobRecord,
+    PollResult,
+    PollState,
+    ProviderResponse,
+)
 from videopoll.normalizers import guarded
 from videopoll.providers import MODELS, PROVIDERS, get_model, supported_models, validate_options
 from videopoll.providers.base import Provider
@@ -96,6 +103,9 @@ def test_contract_connection_error_is_transient(
         (200, {"code": 422, "msg": "prompt is too long"}, {}, PermanentError,
          ErrorCode.VALIDATION_FAILED),
         (200, {"code": 455, "msg": "Service maintenance"}, {}, RateLimitedError, None),
+        # KIE Runway's capacity answer: not accepted, retry with backoff (providers.md §10.2)
+        (200, {"code": 400, "msg": "Reached the limit for concurrent generations."}, {},
+         RateLimitedError, None),
         (503, None, {}, SubmitOutcomeUnknownError, None),
     ],
 )
@@ -354,11 +364,34 @@ def test_fake_expired_task_fails_for_good(fake: FakeProvider, family: str) -> No
     assert info.value.code == ErrorCode.TASK_NOT_FOUND
 
 
+def veo_job(task_id: str, extends: str | None = None, variant: str | None = None) -> JobRecord:
+    spec = GenerationSpec(model="veo3_fast", prompt="on", extend_task_id=extends)
+    return JobRecord(job_id="job_1", kind="generate", model="veo3_fast", family="kie_veo",
+                     session_id="s", deadline_at=time.time() + 60, spec=spec,
+                     provider_task_id=task_id, variant=variant)
+
+
 def test_fake_extend_delivers_the_stitched_video(fake: FakeProvider) -> None:
     provider, task = fake_adapter(fake, "kie_veo"), "veo_stitched0_x"
-    result = normalize(provider.fetch(task))
+    result = normalize(provider.status_of(veo_job(task, extends="veo_parent")))
     assert result.output_urls == [f"{fake.base_url}/files/{task}.mp4"]
     assert requests.get(result.output_urls[0], timeout=5).content[4:8] == b"ftyp"
+
+
+@pytest.mark.parametrize(("extends", "video"), [
+    (None, "http://example.com/video1.mp4"),  # resultUrls is the video (§1.3)
+    ("veo_parent", "http://example.com/full_result.mp4"),  # an extend's stitched video (§1.8)
+])
+def test_veo_delivers_result_urls_and_an_extend_its_full_result(
+    mocked: responses.RequestsMock, extends: str | None, video: str
+) -> None:
+    record = {"taskId": "task_1", "successFlag": 1, "errorCode": None, "errorMessage": "",
+              "response": {"taskId": "task_1", "resultUrls": ["http://example.com/video1.mp4"],
+                           "originUrls": ["http://example.com/original_video1.mp4"],
+                           "fullResultUrls": ["http://example.com/full_result.mp4"]}}
+    mocked.get(BASE + FETCH_PATH["kie_veo"], json={"code": 200, "msg": "success", "data": record})
+    result = normalize(adapter("kie_veo").status_of(veo_job("task_1", extends)))
+    assert (result.state, result.output_urls) == (PollState.SUCCEEDED, [video])
 
 
 def test_fake_market_result_json_as_object(fake: FakeProvider) -> None:
@@ -403,3 +436,42 @@ def test_a_provider_that_trickles_its_answer_is_cut_off(family: str) -> None:
     with pytest.raises(TransientError, match="too long"):
         provider.fetch("t")
     assert time.monotonic() - began < 3  # 2 x timeout, not the 11 s the body would take
+
+
+@pytest.mark.parametrize("code", [500, 200])
+def test_veo_4k_unavailable_fails_the_job_at_once(
+    mocked: responses.RequestsMock, code: int
+) -> None:
+    text = "The 4K version of this video is unavailable. Please try a different video."
+    mocked.post(BASE + "/api/v1/veo/get-4k-video",
+                json={"code": code, "msg": text, "data": None})
+    result = normalize(adapter("kie_veo").status_of(veo_job("task_1", variant="4k")))
+    assert (result.state, result.error_code) == (PollState.FAILED,
+                                                 ErrorCode.UNKNOWN_PROVIDER_ERROR)
+    assert text in result.provider_message
+
+
+def runway_record(state: str, **fields: object) -> ProviderResponse:
+    data = {"taskId": "task_1", "state": state, **fields}
+    return ProviderResponse(http_status=200, body={"code": 200, "msg": "success", "data": data})
+
+
+@pytest.mark.parametrize(("record", "state", "code", "urls"), [
+    # its own spellings, with no videoInfo yet: queued, not Market's "unknown state"
+    (runway_record("wait"), PollState.QUEUED, None, []),
+    (runway_record("queueing"), PollState.QUEUED, None, []),
+    (runway_record("generating"), PollState.RUNNING, None, []),
+    (runway_record("success", videoInfo={"videoUrl": "https://cdn.example/v.mp4"}),
+     PollState.SUCCEEDED, None, ["https://cdn.example/v.mp4"]),
+    # expireFlag=1: the video is gone (providers.md §10.1), so no poll can bring it back
+    (runway_record("success", expireFlag=1, videoInfo={"videoUrl": "https://cdn.example/v"}),
+     PollState.FAILED, ErrorCode.OUTPUT_MISSING, []),
+    (runway_record("fail", failCode=400, failMsg="Reached the limit for concurrent generations.",
+                   videoInfo=None), PollState.FAILED, ErrorCode.PROVIDER_RATE_LIMITED, []),
+])
+def test_kie_runway_records_are_read_by_runways_own_parser(
+    record: ProviderResponse, state: PollState, code: ErrorCode | None, urls: list[str]
+) -> None:
+    result = adapter("kie_runway").normalize(record)
+    assert (result.state, result.error_code, result.output_urls) == (state, code, urls)
+    assert result.parser == "kie_runway_record"

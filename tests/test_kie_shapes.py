@@ -43,10 +43,10 @@ S, R, Q, F = PollState.SUCCEEDED, PollState.RUNNING, PollState.QUEUED, PollState
 @pytest.mark.parametrize(
     ("fixture", "state", "url", "code", "parser"),
     [
-        # The documented example carries fullResultUrls too: when present it is the video.
-        ("veo_success", S, "http://example.com/full_result.mp4", None, "veo_record_info"),
-        ("veo_extend_success", S, "http://example.com/full_result.mp4", None,
-         "veo_record_info"),
+        # The documented example carries fullResultUrls too; resultUrls is the video (§1.3).
+        # An extend job's adapter moves the stitched video first (test_kie_adapters).
+        ("veo_success", S, "http://example.com/video1.mp4", None, "veo_record_info"),
+        ("veo_extend_success", S, "http://example.com/segment.mp4", None, "veo_record_info"),
         ("veo_extend_full_empty", S, "http://example.com/video1.mp4", None, "veo_record_info"),
         ("veo_generating", R, None, None, "veo_record_info"),
         ("veo_moderation", F, None, ErrorCode.MODERATION_REJECTED, "veo_record_info"),
@@ -106,11 +106,6 @@ def test_market_progress_and_raw_message_are_kept() -> None:
     assert normalize(ok("market_progress_float")).progress == 46  # 45.5 rounds half up
     failed = normalize(ok("market_moderation"))
     assert failed.provider_message == "422 Invalid prompt: prompt contains prohibited content"
-
-
-def test_extend_never_delivers_the_segment() -> None:
-    urls = normalize(ok("veo_extend_success")).output_urls
-    assert "http://example.com/segment.mp4" not in urls[:1]
 
 
 @pytest.mark.parametrize(

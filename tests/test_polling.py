@@ -262,6 +262,22 @@ def test_the_providers_own_timeout_resubmits_a_generate_job_once(rt: Runtime) ->
     assert provider.submit_calls == 2
 
 
+def test_a_task_failed_at_the_providers_concurrency_limit_is_resubmitted_later(
+    rt: Runtime,
+) -> None:
+    at_capacity = {"taskId": "t", "successFlag": 3, "errorCode": 400,
+                   "errorMessage": "Reached the limit for concurrent generations."}
+    provider = Scripted(submits=["task_1", "task_2"], polls=[at_capacity, RUNNING])
+    job_id = generate(rt, provider)
+    submitted = advance(rt, job_id, 0)
+    step = advance(rt, job_id, submitted.token)
+    assert step.action == "poll" and step.countdown == rt.settings.countdown_for(1)
+    assert advance(rt, job_id, step.token).action == "poll"  # the fresh submit
+    job = rt.store.get(job_id)
+    assert job is not None and job.provider_task_id == "task_2" and not job.status.terminal
+    assert provider.submit_calls == 2
+
+
 def test_a_canceled_jobs_late_provider_task_is_recorded(rt: Runtime) -> None:
     provider = Scripted(submits=["task_orphan"])
     job_id = generate(rt, provider)

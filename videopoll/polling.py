@@ -40,9 +40,11 @@ from videopoll.runtime import Runtime
 log = logging.getLogger(__name__)
 
 SUBMIT_BACKOFF_MAX = 60.0
-# A generate job whose task the provider itself timed out gets one fresh submit: the first
-# task is dead and produced nothing, so this is not paying twice for one video.
+# A generate job whose task the provider itself timed out, or failed at its concurrency
+# limit, gets one fresh submit: the first task is dead and produced nothing, so this is not
+# paying twice for one video.
 MAX_SUBMITS = 2
+RESUBMITTED = (ErrorCode.PROVIDER_TIMEOUT, ErrorCode.PROVIDER_RATE_LIMITED)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def _poll(rt: Runtime, job: JobRecord, mine: int) -> Next:
     try:
         provider = rt.provider(job.family)
         with metrics.provider_call(job.family, "status") as call:
-            answer = provider.fetch(job.provider_task_id, job.variant)
+            answer = provider.status_of(job)
             result = call.answered(provider.normalize(answer))
     except PermanentError as exc:
         return fail(rt, job_id, _code(exc.code), exc.provider_message, token=mine, polled=True)
@@ -165,10 +167,11 @@ def _apply(rt: Runtime, job: JobRecord, mine: int, result: PollResult) -> Next:
     job_id = job.job_id
     if result.state is PollState.FAILED:
         code = result.error_code or ErrorCode.UNKNOWN_PROVIDER_ERROR
-        if (code is ErrorCode.PROVIDER_TIMEOUT and job.kind == "generate"
-                and job.submits < MAX_SUBMITS):
-            return _reschedule(rt, job_id, mine, transitions.resubmit, countdown=0.0,
-                               reason="provider timed out its task: one fresh submit")
+        if code in RESUBMITTED and job.kind == "generate" and job.submits < MAX_SUBMITS:
+            # at once after a timeout; after a capacity failure, one poll interval later
+            wait = 0.0 if code is ErrorCode.PROVIDER_TIMEOUT else rt.settings.countdown_for(1)
+            return _reschedule(rt, job_id, mine, transitions.resubmit, countdown=wait,
+                               reason=f"provider {code.value}: one fresh submit")
         return fail(rt, job_id, code, result.provider_message, token=mine, polled=True)
     if result.state is PollState.SUCCEEDED and result.output_urls:
         if transitions.start_delivery(rt.store, job_id, mine, result.output_urls[0]):
@@ -239,7 +242,7 @@ def callback_url_for(rt: Runtime, family: str) -> str | None:
         return None
     url = f"{base.rstrip('/')}/callbacks/{family}"
     secret = rt.settings.secret("callback_url_secret")
-    if secret and not provider.signs_callbacks:
+    if secret and not provider.proves_callbacks():
         url += f"?token={callback_url_token(secret, family)}"
     return url
 

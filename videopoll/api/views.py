@@ -237,7 +237,7 @@ def provider_callback(family: str) -> ResponseReturnValue:
     if family not in providers.PROVIDERS:
         raise ApiError(404, "not_found", f"no provider family {family!r}")
     provider = rt.provider(family)
-    _check_callback_token(rt, family, provider.signs_callbacks)
+    _check_callback_token(rt, family, provider.proves_callbacks())
     limit = max(rt.settings.max_body_bytes, CALLBACK_MAX_BYTES)
     request.max_content_length = limit  # this route only: the app-wide cap is for submits
     raw, body = raw_json(limit)

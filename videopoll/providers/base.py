@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from videopoll.errors import CallbackRejected, TransientError
-from videopoll.models import GenerationSpec, PollResult, ProviderResponse
+from videopoll.models import GenerationSpec, JobRecord, PollResult, ProviderResponse
 from videopoll.providers.http import ProviderSession, same_origin, send
 from videopoll.ratelimit import Limit
 
@@ -166,6 +166,14 @@ class Provider(abc.ABC):
         ``variant`` names another rendition of the task where the API has one (Veo 1080p).
         """
 
+    def status_of(self, job: JobRecord) -> ProviderResponse:
+        """The status request a polled job makes: ``fetch`` of its task (and rendition).
+
+        A family whose answer means something else for some jobs reshapes it here, where the
+        job is known (KIE Veo: an extend's video is the stitched one)."""
+        assert job.provider_task_id is not None
+        return self.fetch(job.provider_task_id, job.variant)
+
     @abc.abstractmethod
     def normalize(self, resp: ProviderResponse) -> PollResult:
         """One status answer of this family → ``PollResult``; faults raise what the poller
@@ -185,6 +193,12 @@ class Provider(abc.ABC):
         only wakes the poller, and the status endpoint decides.
         """
         raise CallbackRejected(404, f"{self.family} does not send callbacks")
+
+    def proves_callbacks(self) -> bool:
+        """Whether this adapter, as configured, verifies a callback's signature. If it does
+        not, the callback URL carries our own token instead (``polling.callback_url_for``),
+        and the API refuses a callback without it."""
+        return self.signs_callbacks
 
     def will_push(self) -> bool:
         """Whether this account will call back, so polling may relax to a safety net. A

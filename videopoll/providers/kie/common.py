@@ -126,6 +126,9 @@ def error_for(
         return RateLimitedError(f"provider busy ({code}): {message}", retry_after)
     if code == 451:
         return PermanentError(ErrorCode.ASSET_FETCH_FAILED, message)
+    if code == 400 and _CAPACITY.search(message):  # capacity: retry with backoff (§10.2)
+        return RateLimitedError(f"provider at its concurrency limit ({code}): {message}",
+                                retry_after)
     if code in (400, 501, 505):
         return PermanentError(classify_failure(code, message), message)
     if stage == "status":

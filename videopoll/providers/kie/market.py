@@ -11,6 +11,7 @@ from videopoll.models import GenerationSpec, ProviderResponse
 from videopoll.providers.base import ModelInfo
 from videopoll.providers.kie.adapter import KieProvider
 from videopoll.providers.kie.common import raise_for_submit
+from videopoll.providers.kie.shapes import MARKET_CHAIN
 
 _SORA_ASPECT = {"16:9": "landscape", "9:16": "portrait"}
 
@@ -77,6 +78,7 @@ def market_input(model: ModelInfo, spec: GenerationSpec) -> dict[str, Any]:
 
 class KieMarketProvider(KieProvider):
     family = "kie_market"
+    chain = MARKET_CHAIN
     models = (_sora("sora-2"), _sora("sora-2-pro"),
               _seedance("seedance-1.5-pro", "bytedance/seedance-1.5-pro"),
               _seedance("seedance-2", "bytedance/seedance-2"), _KLING, _HAILUO)

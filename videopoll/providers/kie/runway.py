@@ -13,6 +13,7 @@ from videopoll.models import GenerationSpec, ProviderResponse
 from videopoll.providers.base import ModelInfo
 from videopoll.providers.kie.adapter import KieProvider
 from videopoll.providers.kie.common import raise_for_submit
+from videopoll.providers.kie.shapes import RUNWAY_CHAIN
 
 # The bare name is direct Runway's (``runway``); through KIE it is ``kie_runway:runway-gen4``.
 _RUNWAY = ModelInfo(name="runway-gen4", family="kie_runway", durations=(5, 10),
@@ -22,6 +23,7 @@ _RUNWAY = ModelInfo(name="runway-gen4", family="kie_runway", durations=(5, 10),
 
 class KieRunwayProvider(KieProvider):
     family = "kie_runway"
+    chain = RUNWAY_CHAIN
     models = (_RUNWAY,)
 
     def submit(self, model: ModelInfo, spec: GenerationSpec, callback_url: str | None) -> str:

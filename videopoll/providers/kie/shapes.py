@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from videopoll.errors import TransientError
-from videopoll.models import PollResult, PollState, ProviderResponse
+from videopoll.models import ErrorCode, PollResult, PollState, ProviderResponse
 from videopoll.normalizers import LAST_RESORT, Normalizer, run_chain, sample_of, warn_unknown
 from videopoll.providers.fields import (
     as_dict,
@@ -53,9 +53,9 @@ class VeoRecordInfoNormalizer(Normalizer):
             return None
         flag = as_int(data.get("successFlag"))
         if flag == 1:
-            # An extend task's resultUrls is the new segment; fullResultUrls is the stitched
-            # video the user asked for (providers.md §1.8). originUrls is only a fallback.
-            urls = first_urls(as_dict(data.get("response")), "fullResultUrls", "resultUrls")
+            # resultUrls is the video (providers.md §1.3, §10.1); fullResultUrls is an extend
+            # task's stitched video, which the adapter moves first for an extend job (§1.8)
+            urls = first_urls(as_dict(data.get("response")), "resultUrls", "fullResultUrls")
             return self.result(PollState.SUCCEEDED, output_urls=urls)
         if flag in (2, 3):
             message = as_text(data.get("errorMessage"))
@@ -105,16 +105,25 @@ class RunwayRecordNormalizer(Normalizer):
     QUEUED: ClassVar[frozenset[str]] = frozenset({"wait", "queueing"})
     KNOWN: ClassVar[frozenset[str]] = QUEUED | {"generating", "success", "fail"}
 
+    def __init__(self, by_state: bool = False) -> None:
+        # First in Runway's own chain, a record is known by its states too (one still
+        # waiting has no videoInfo yet); elsewhere only by its own fields, so that a legacy
+        # ``{"state", "videoUrl"}`` shape still reaches the parsers after it.
+        self.by_state = by_state
+
     def parse(self, body: Any) -> PollResult | None:
         data = _data(body)
-        if data is None or "state" not in data or not ("videoInfo" in data
-                                                     or "generateParam" in data):
+        if data is None or "state" not in data:
             return None
         raw = data.get("state")
         state = raw.strip().lower() if isinstance(raw, str) else ""
+        if not ("videoInfo" in data or "generateParam" in data
+                or (self.by_state and state in self.KNOWN)):
+            return None
         if state == "success":
-            if as_int(data.get("expireFlag")) == 1:
-                return self.result(PollState.SUCCEEDED)  # no URL: output_missing follows
+            if as_int(data.get("expireFlag")) == 1:  # §10.1: expireFlag=1 means gone
+                return self.result(PollState.FAILED, error_code=ErrorCode.OUTPUT_MISSING,
+                                   provider_message="the video expired at KIE (expireFlag=1)")
             urls = first_urls(as_dict(data.get("videoInfo")), "videoUrl", "video_url")
             return self.result(PollState.SUCCEEDED, output_urls=urls, progress=100)
         if state == "fail":
@@ -208,10 +217,10 @@ class AlternateUrlFieldsNormalizer(Normalizer):
         return None
 
 
-RECORD_PARSERS: tuple[Normalizer, ...] = (
+VEO_RECORD, MARKET_RECORD, RUNWAY_RECORD = (
     VeoRecordInfoNormalizer(), MarketRecordNormalizer(), RunwayRecordNormalizer())
-CHAIN: tuple[Normalizer, ...] = (
-    *RECORD_PARSERS,
+RECORD_PARSERS: tuple[Normalizer, ...] = (VEO_RECORD, MARKET_RECORD, RUNWAY_RECORD)
+SHARED: tuple[Normalizer, ...] = (
     VeoCallbackNormalizer(),
     FlatStatusNormalizer(),
     NestedJobNormalizer(),
@@ -221,7 +230,15 @@ CHAIN: tuple[Normalizer, ...] = (
 )
 
 
-def judge(resp: ProviderResponse) -> PollResult:
+# Each family's chain starts with its own endpoint's parser (providers.md: one parser per
+# endpoint family), then the other record shapes and the legacy ones.
+CHAIN: tuple[Normalizer, ...] = (*RECORD_PARSERS, *SHARED)  # KIE Veo's
+MARKET_CHAIN: tuple[Normalizer, ...] = (MARKET_RECORD, VEO_RECORD, RUNWAY_RECORD, *SHARED)
+RUNWAY_CHAIN: tuple[Normalizer, ...] = (
+    RunwayRecordNormalizer(by_state=True), VEO_RECORD, MARKET_RECORD, *SHARED)
+
+
+def judge(resp: ProviderResponse, chain: tuple[Normalizer, ...] = CHAIN) -> PollResult:
     """One KIE status answer → ``PollResult``; faults raise what the poller should do."""
     code, message, _ = envelope(resp.body)
     if resp.http_status != 200:
@@ -229,21 +246,22 @@ def judge(resp: ProviderResponse) -> PollResult:
     if resp.body is None:
         raise TransientError("response is not JSON", resp.text_sample)
     if code is not None and code != 200:
-        if code not in REQUEST_CODES and (failed := _failed_record(resp.body)) is not None:
+        if code not in REQUEST_CODES and (failed := _failed_record(resp.body, chain)) is not None:
             return failed
         if code == 422 and RESULT_BLANK.search(message):
             return PollResult(state=PollState.SUCCEEDED, parser="record_result_blank")
         raise error_for(code, message, "status", resp.retry_after, sample_of(resp))
-    return run_chain(CHAIN, resp.body, sample_of(resp))
+    return run_chain(chain, resp.body, sample_of(resp))
 
 
-def _failed_record(body: Any) -> PollResult | None:
+def _failed_record(body: Any, chain: tuple[Normalizer, ...]) -> PollResult | None:
     """The verdict of a failed KIE task record inside a non-200 envelope, if there is one.
 
     Only the task-record shapes qualify: a generic ``{"code": 500, "status": "error"}`` looks
     like a legacy failure but is a fault of the call, not a verdict on the task.
     """
-    for parser in RECORD_PARSERS:
+    records = (VeoRecordInfoNormalizer, MarketRecordNormalizer, RunwayRecordNormalizer)
+    for parser in (p for p in chain if isinstance(p, records)):
         result = parser.parse(body)
         if result is not None:
             return result if result.state is PollState.FAILED else None

@@ -1,9 +1,11 @@
 """KIE.ai Veo 3.1: generate, extend, and the status of either; the 1080p and 4K renditions.
 
 ``/api/v1/veo/extend`` starts a new task from an earlier one; record-info then carries the
-stitched video in ``fullResultUrls`` (providers.md §1.8). ``get-1080p-video`` answers non-200
-until the HD version is ready (§1.6), and ``get-4k-video`` answers 422 "4k is processing" to
-repeated requests until it is (§1.7); both answers are reshaped here into the record-info
+new segment in ``resultUrls`` and the stitched video in ``fullResultUrls`` (providers.md
+§1.8), which is what an extend job delivers; any other task's video is ``resultUrls``
+(§1.3). ``get-1080p-video`` answers non-200 until the HD version is ready (§1.6), and
+``get-4k-video`` answers 422 "4k is processing" to repeated requests until it is (§1.7), or
+for good that its 4K version is unavailable; these answers are reshaped here into the record-info
 shape, so the chain reads one Veo format.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from videopoll.models import GenerationSpec, ProviderResponse
+from videopoll.models import GenerationSpec, JobRecord, ProviderResponse
 from videopoll.providers.base import ModelInfo
 from videopoll.providers.fields import as_int, dig, http_urls
 from videopoll.providers.kie.adapter import KieProvider
@@ -22,6 +24,8 @@ from videopoll.providers.kie.common import raise_for_submit
 # documented "1080P is processing" text comes with 400; 422 and 5xx codes mean "not yet" too.
 HD_NOT_READY = (400, 422, 500, 501)
 _UHD_PROCESSING = re.compile(r"processing", re.IGNORECASE)
+# "The 4K version of this video is unavailable. Please try a different video." (§1.7)
+_UHD_UNAVAILABLE = re.compile(r"4k version .*unavailable", re.IGNORECASE)
 VARIANTS = ("1080p", "4k")
 
 
@@ -68,6 +72,12 @@ class KieVeoProvider(KieProvider):
         return raise_for_submit(self.request("POST", "/api/v1/veo/extend", json=body,
                                              creates_task=True))
 
+    def status_of(self, job: JobRecord) -> ProviderResponse:
+        resp = super().status_of(job)
+        if job.spec is None or job.spec.extend_task_id is None or job.variant is not None:
+            return resp
+        return _stitched_first(resp)
+
     def fetch(self, task_id: str, variant: str | None = None) -> ProviderResponse:
         if variant == "1080p":
             return self._hd(task_id)
@@ -94,6 +104,8 @@ class KieVeoProvider(KieProvider):
         code = as_int(dig(resp.body, "code"))
         urls = http_urls(dig(resp.body, "data", "resultUrls"))
         message = str(dig(resp.body, "msg") or "")
+        if _UHD_UNAVAILABLE.search(message):  # no 4K for this task: polling on cannot help
+            return _record(resp, task_id, [], "4k", failure=message)
         if resp.http_status == 200 and code in (200, 422) and urls:
             return _record(resp, task_id, urls, "4k")
         if resp.http_status == 200 and (code == 200 or (code == 422 and
@@ -102,10 +114,24 @@ class KieVeoProvider(KieProvider):
         return resp
 
 
-def _record(resp: ProviderResponse, task_id: str, urls: list[str],
-            resolution: str) -> ProviderResponse:
-    """A rendition answer in record-info's shape: done with ``urls``, or still generating."""
+def _stitched_first(resp: ProviderResponse) -> ProviderResponse:
+    """An extend's record-info with the stitched video as its ``resultUrls``, when it has one."""
+    response = dig(resp.body, "data", "response")
+    stitched = http_urls(response.get("fullResultUrls")) if isinstance(response, dict) else []
+    if not stitched:
+        return resp
+    body = {**resp.body, "data": {**resp.body["data"],
+                                   "response": {**response, "resultUrls": stitched}}}
+    return resp.model_copy(update={"body": body})
+
+
+def _record(resp: ProviderResponse, task_id: str, urls: list[str], resolution: str,
+            failure: str = "") -> ProviderResponse:
+    """A rendition answer in record-info's shape: done with ``urls``, still generating, or
+    failed for good with ``failure`` (as errorCode 501, "generation failed")."""
     record: dict[str, Any] = {"taskId": task_id, "successFlag": 1 if urls else 0}
-    if urls:
+    if failure:
+        record.update(successFlag=2, errorCode=501, errorMessage=failure)
+    elif urls:
         record["response"] = {"taskId": task_id, "resultUrls": urls, "resolution": resolution}
     return resp.model_copy(update={"body": {"code": 200, "msg": "success", "data": record}})
