@@ -41,14 +41,16 @@ def measure(redis_url: str, workdir: Path) -> tuple[list[Row], dict[str, object]
             "≥ 0.5x", ratio_at_least(0.5), note=spread(rounds)),
         Row("submit", "latency p50", api["p50_ms"], "ms", floor["p50_ms"], "bare Flask route"),
         Row("submit", "latency p99", api["p99_ms"], "ms", floor["p99_ms"], "bare Flask route",
-            "< 20 ms", below(20.0)),
+            "< 20 ms", below(20.0), note=f"of all {ROUNDS} windows' requests; the worst "
+            f"window's own {api['worst_window_p99_ms']:.1f} ms"),
     ]
     return rows, {"floor": floor, "api": api}
 
 
 def _merge(runs: list[wrk.WrkResult]) -> dict[str, float]:
-    """The windows of one side: total rate, and the worst window's percentiles."""
+    """The windows of one side: total rate, and the percentiles of all their requests."""
     seconds = sum(r.seconds for r in runs)
     return {"rate": sum(r.requests for r in runs) / seconds,
-            "p50_ms": max(r.p50_ms for r in runs), "p99_ms": max(r.p99_ms for r in runs),
+            "p50_ms": wrk.merged_percentile(runs, 50), "p99_ms": wrk.merged_percentile(runs, 99),
+            "worst_window_p99_ms": max(r.p99_ms for r in runs),
             "max_ms": max(r.max_ms for r in runs), "errors": sum(r.errors for r in runs)}
