@@ -8,11 +8,12 @@
    ``failCode`` "500"), the record is the more specific verdict; and record-info 422 "record
    result data is blank" means done without an output (a URL-less success, which the
    poller's missing-output budget ends).
-2. **Chain.** ``CHAIN`` in order. The specific record shapes (``successFlag``, ``state`` +
-   ``resultJson``, Runway's ``videoInfo``) come before the loose legacy shapes of the
-   original workflow, which would otherwise match a KIE body by accident (``data.video_url``
-   could sit beside ``successFlag``). The fallbacks last rescue a success without URL from
-   fields the first parser did not read.
+2. **Chain.** The family's own chain in order (``CHAIN`` for Veo, ``MARKET_CHAIN``,
+   ``RUNWAY_CHAIN``): its own endpoint's record parser first, then the other record shapes
+   (``successFlag``, ``state`` + ``resultJson``, Runway's ``videoInfo``), all before the
+   loose legacy shapes of the original workflow, which would otherwise match a KIE body by
+   accident (``data.video_url`` could sit beside ``successFlag``). The fallbacks last rescue
+   a success without URL from fields the first parser did not read.
 """
 
 from __future__ import annotations
