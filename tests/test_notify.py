@@ -23,20 +23,40 @@ from videopoll.settings import Settings
 from videopoll.transitions import progress_text
 
 
+class OutagedRedis(RestartableRedis):
+    """A redis-server that can be stopped now and started again a little later. Teardown
+    cancels or waits for a pending start, so no server outlives its test, even a failed one."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.restarts: list[threading.Timer] = []
+
+    def outage(self, down: float | None) -> None:
+        """Stop now; start again after ``down`` seconds (``None``: stay down)."""
+        self.stop()
+        if down is not None:
+            restart = threading.Timer(down, self.start)
+            restart.daemon = True
+            restart.start()
+            self.restarts.append(restart)
+
+    def close(self) -> None:
+        for restart in self.restarts:
+            restart.cancel()
+            restart.join()
+        self.stop()
+
+
 class OutageAfterSend(ConsoleNotifier):
     """Sends, then stops the job store's Redis for ``down`` seconds (``None``: for good)."""
 
-    def __init__(self, server: RestartableRedis, down: float | None) -> None:
+    def __init__(self, server: OutagedRedis, down: float | None) -> None:
         super().__init__(io.StringIO())
         self.server, self.down = server, down
 
     def send(self, job: JobRecord, notice: Notice) -> str:
         message_id = super().send(job, notice)
-        self.server.stop()
-        if self.down is not None:
-            restart = threading.Timer(self.down, self.server.start)
-            restart.daemon = True
-            restart.start()
+        self.server.outage(self.down)
         return message_id
 
     def sent(self) -> list[dict[str, object]]:
@@ -46,13 +66,14 @@ class OutageAfterSend(ConsoleNotifier):
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RestartableRedis]:
-    own = RestartableRedis(tmp_path).start()
+def server(tmp_path: Path) -> Iterator[OutagedRedis]:
+    own = OutagedRedis(tmp_path)
+    own.start()
     yield own
-    own.stop()
+    own.close()
 
 
-def failed_job(settings: Settings, server: RestartableRedis) -> Runtime:
+def failed_job(settings: Settings, server: OutagedRedis) -> Runtime:
     rt = build_runtime(settings.model_copy(update={"redis_url": f"{server.url}/0"}))
     rt.store.create(make_job(rt))
 
@@ -64,7 +85,7 @@ def failed_job(settings: Settings, server: RestartableRedis) -> Runtime:
 
 
 def test_a_redis_outage_after_the_send_does_not_send_it_again(
-    settings: Settings, server: RestartableRedis
+    settings: Settings, server: OutagedRedis
 ) -> None:
     rt = failed_job(settings, server)
     channel = OutageAfterSend(server, down=1.0)
@@ -96,7 +117,7 @@ def test_a_receipt_without_its_done_mark_is_not_sent_again(rt: Runtime) -> None:
 
 
 def test_an_outage_longer_than_the_patience_is_an_error_in_bounded_time(
-    settings: Settings, server: RestartableRedis, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, server: OutagedRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(notify, "RECEIPT_PATIENCE_SECONDS", 0.5)
     rt = failed_job(settings, server)
@@ -110,21 +131,18 @@ def test_an_outage_longer_than_the_patience_is_an_error_in_bounded_time(
 class ProgressOutage(TelegramNotifier):
     """Starts the progress message, then stops the job store's Redis for a second."""
 
-    def __init__(self, server: RestartableRedis, bot_api: FakeTelegram) -> None:
+    def __init__(self, server: OutagedRedis, bot_api: FakeTelegram) -> None:
         super().__init__("123456:TEST-token", bot_api.base_url, 50 * 1024 * 1024)
         self.server = server
 
     def start_progress(self, chat_id: str | int, text: str) -> int:
         message_id = super().start_progress(chat_id, text)
-        self.server.stop()
-        restart = threading.Timer(1.0, self.server.start)
-        restart.daemon = True
-        restart.start()
+        self.server.outage(1.0)
         return message_id
 
 
 def test_a_redis_outage_after_the_first_progress_message_starts_no_second_one(
-    settings: Settings, server: RestartableRedis, bot_api: FakeTelegram
+    settings: Settings, server: OutagedRedis, bot_api: FakeTelegram
 ) -> None:
     rt = build_runtime(settings.model_copy(update={"redis_url": f"{server.url}/0"}))
     rt.notifiers = [ProgressOutage(server, bot_api)]
