@@ -88,9 +88,7 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
     held = False
     for notifier in rt.notifiers:
         stage = channel_stage(prefix, notifier.name)
-        lease = stage_lease(rt)
-        leased_at = time.monotonic()  # before the claim: the lease is at least this long
-        owner = rt.store.begin_stage(job.job_id, stage, lease)
+        owner, settle_by = _begin(rt, job.job_id, stage)
         if owner is None:
             held = held or not rt.store.stage_done(job.job_id, stage)
             continue
@@ -117,7 +115,7 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
                 pending = pending or NotifyError(f"{notifier.name}: {type(exc).__name__}")
                 continue
         receipt = {**result, "at": round(time.time(), 3)}
-        _settle(rt, job.job_id, stage, owner, leased_at, lease, functools.partial(
+        _settle(rt, job.job_id, stage, owner, settle_by, functools.partial(
             rt.store.record_channel, job.job_id, stage, receipt))
         metrics.notification(prefix, notifier.name, result["status"])
     if pending is not None:
@@ -125,13 +123,23 @@ def _notify(rt: Runtime, job: JobRecord, event: Event, prefix: str) -> bool:
     return not held
 
 
-def _settle(rt: Runtime, job_id: str, stage: str, owner: str, leased_at: float, lease: float,
+def _begin(rt: Runtime, job_id: str, stage: str) -> tuple[str | None, float]:
+    """Claim a send stage: its owner token (``None``: done or held elsewhere), and the
+    monotonic time by which its record must be written (``_settle``): within
+    ``RECEIPT_PATIENCE_SECONDS`` and 80% of the lease, counted from before the claim, so
+    no other worker can take the stage while this one still tries."""
+    lease = stage_lease(rt)
+    leased_at = time.monotonic()
+    owner = rt.store.begin_stage(job_id, stage, lease)
+    return owner, leased_at + min(0.8 * lease, RECEIPT_PATIENCE_SECONDS)
+
+
+def _settle(rt: Runtime, job_id: str, stage: str, owner: str, until: float,
             record: Callable[[], object]) -> None:
     """Write what the stage did (``record``: a receipt, a message id), then mark it done; a
     later run that finds the record sends nothing. Both writes can be repeated, so a Redis
-    outage is waited out for ``RECEIPT_PATIENCE_SECONDS``, and never past 80% of the lease
-    taken at ``leased_at`` (monotonic); then the error goes up, and the send may be repeated."""
-    until = leased_at + min(0.8 * lease, RECEIPT_PATIENCE_SECONDS)
+    outage is waited out until ``until`` (``_begin``); then the error goes up, and the send
+    may be repeated."""
     wait = 0.05
     while True:
         try:
@@ -221,9 +229,7 @@ def update_progress(rt: Runtime, job_id: str, text: str) -> None:
     if existing is not None:
         telegram.edit(chat_id, existing, text)
         return
-    lease = stage_lease(rt)
-    leased_at = time.monotonic()
-    owner = rt.store.begin_stage(job_id, "progress", lease)
+    owner, settle_by = _begin(rt, job_id, "progress")
     if owner is None:
         return  # another worker is sending the first one
     if progress_message_id(rt, job) is not None:  # sent, but not marked done
@@ -234,7 +240,7 @@ def update_progress(rt: Runtime, job_id: str, text: str) -> None:
     except BaseException:
         rt.store.abandon_stage(job_id, "progress", owner)
         raise
-    _settle(rt, job_id, "progress", owner, leased_at, lease, lambda: rt.store.redis.set(
+    _settle(rt, job_id, "progress", owner, settle_by, lambda: rt.store.redis.set(
         progress_key(rt, job_id), message_id, ex=rt.settings.result_retention_seconds))
 
 

@@ -259,6 +259,9 @@ class JobStore:
     def stage_key(self, job_id: str, stage: str) -> str:
         return f"{self.prefix}:stage:{job_id}:{stage}"
 
+    def channels_key(self, job_id: str) -> str:
+        return f"{self.prefix}:channels:{job_id}"
+
     # reads ------------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
         """The record, or ``None``; ``UnreadableJobError`` if it is stored but unparseable."""
@@ -542,18 +545,18 @@ class JobStore:
 
     def record_channel(self, job_id: str, channel: str, result: dict[str, Any]) -> None:
         """What one notification channel did for a job (sent, skipped and why, failed)."""
-        key = f"{self.prefix}:channels:{job_id}"
+        key = self.channels_key(job_id)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, channel, json.dumps(result))
             pipe.expire(key, self.timings.retention_seconds)
             pipe.execute()
 
     def channel_result(self, job_id: str, channel: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(f"{self.prefix}:channels:{job_id}", channel)
+        raw = self.redis.hget(self.channels_key(job_id), channel)
         return json.loads(raw) if raw else None
 
     def channel_results(self, job_id: str) -> dict[str, Any]:
-        raw = self.redis.hgetall(f"{self.prefix}:channels:{job_id}")
+        raw = self.redis.hgetall(self.channels_key(job_id))
         return {str(k): json.loads(v) for k, v in raw.items()}
 
     def abandon_stage(self, job_id: str, stage: str, owner: str) -> None:

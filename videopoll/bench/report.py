@@ -56,9 +56,10 @@ def below(maximum: float) -> Callable[[float, float | None], bool]:
     return lambda value, _ratio: value < maximum
 
 
-def spread(ratios: list[float]) -> str:
-    """The ratio round by round: how far the machine moved it during this run."""
-    ordered = sorted(ratios)
+def spread(ours: list[float], floors: list[float]) -> str:
+    """The ratio round by round (rates of the same rounds): how far the machine moved it
+    during this run."""
+    ordered = sorted(o / f for o, f in zip(ours, floors, strict=True) if f)
     return f"rounds {ordered[0]:.2f}x to {ordered[-1]:.2f}x" if ordered else ""
 
 

@@ -221,6 +221,7 @@ class AlternateUrlFieldsNormalizer(Normalizer):
 VEO_RECORD, MARKET_RECORD, RUNWAY_RECORD = (
     VeoRecordInfoNormalizer(), MarketRecordNormalizer(), RunwayRecordNormalizer())
 RECORD_PARSERS: tuple[Normalizer, ...] = (VEO_RECORD, MARKET_RECORD, RUNWAY_RECORD)
+_RECORD_TYPES = (VeoRecordInfoNormalizer, MarketRecordNormalizer, RunwayRecordNormalizer)
 SHARED: tuple[Normalizer, ...] = (
     VeoCallbackNormalizer(),
     FlatStatusNormalizer(),
@@ -261,8 +262,7 @@ def _failed_record(body: Any, chain: tuple[Normalizer, ...]) -> PollResult | Non
     Only the task-record shapes qualify: a generic ``{"code": 500, "status": "error"}`` looks
     like a legacy failure but is a fault of the call, not a verdict on the task.
     """
-    records = (VeoRecordInfoNormalizer, MarketRecordNormalizer, RunwayRecordNormalizer)
-    for parser in (p for p in chain if isinstance(p, records)):
+    for parser in (p for p in chain if isinstance(p, _RECORD_TYPES)):
         result = parser.parse(body)
         if result is not None:
             return result if result.state is PollState.FAILED else None
